@@ -1,0 +1,36 @@
+// Tunables of one Raft node. Time is counted in ticks: the host calls Node::tick() at a fixed
+// interval of its own clock, so the core never reads a clock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "raft/types.h"
+
+namespace coord::raft {
+
+struct Config {
+  NodeId id = kNoNode;
+
+  // A follower campaigns after a random timeout in [election_ticks, 2 * election_ticks).
+  int election_ticks = 10;
+  // A leader sends heartbeats every heartbeat_ticks; must be well below election_ticks.
+  int heartbeat_ticks = 1;
+
+  // Pre-vote: a node asks whether it could win before disrupting the cluster with a new term.
+  bool pre_vote = true;
+  // Check-quorum: a leader that has not heard from a quorum for election_ticks steps down, and
+  // followers that heard from a leader within election_ticks ignore (pre-)vote requests.
+  bool check_quorum = true;
+
+  // Upper bound on entry bytes in one Append message (at least one entry is always sent).
+  std::size_t append_bytes_max = 1 << 20;
+  // Appends in flight to one follower in the replicate state before the leader waits for acks.
+  std::size_t inflight_msgs_max = 256;
+  // Bytes of snapshot data in one Snapshot message.
+  std::size_t snapshot_chunk_bytes_max = 64 << 10;
+  // Upper bound on committed entry bytes handed out in one Ready (at least one entry).
+  std::size_t committed_bytes_max = 16 << 20;
+};
+
+}  // namespace coord::raft

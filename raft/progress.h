@@ -1,0 +1,73 @@
+// The leader's view of one follower's replication, as a small state machine:
+//   Probe: we do not know where the follower's log matches; one Append at a time.
+//   Replicate: the follower matches at `match`; Appends are pipelined up to a window.
+//   Snapshot: the follower needs entries we compacted; we stream a snapshot in chunks.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "raft/types.h"
+
+namespace coord::raft {
+
+struct Progress {
+  enum class State : std::uint8_t { Probe, Replicate, Snapshot };
+
+  Index match = 0;
+  Index next = 1;
+  State state = State::Probe;
+
+  // Probe: an Append is out and we wait for its answer (or the next heartbeat) before another.
+  bool probe_sent = false;
+  // Replicate: last index of each Append in flight, oldest first.
+  std::deque<Index> inflight;
+
+  // Heard from since the last check-quorum round.
+  bool recent_active = false;
+  // Highest read round this follower acknowledged in a heartbeat response.
+  std::uint64_t read_round_acked = 0;
+
+  // Snapshot transfer: what we send, how far the follower has confirmed, and ticks since the
+  // last chunk went out (to resend a lost one).
+  SnapshotMeta snapshot_meta;
+  std::shared_ptr<const std::string> snapshot_data;
+  std::uint64_t snapshot_offset = 0;
+  int snapshot_idle_ticks = 0;
+
+  void become_probe() {
+    state = State::Probe;
+    next = match + 1;
+    probe_sent = false;
+    inflight.clear();
+    snapshot_data.reset();
+  }
+  void become_replicate() {
+    state = State::Replicate;
+    next = match + 1;
+    probe_sent = false;
+    inflight.clear();
+    snapshot_data.reset();
+  }
+  bool inflight_full(std::size_t max) const { return inflight.size() >= max; }
+  void free_inflight_to(Index index) {
+    while (!inflight.empty() && inflight.front() <= index) inflight.pop_front();
+  }
+  // True when the answer is news: `index` moves match forward.
+  bool maybe_update(Index index) {
+    bool updated = false;
+    if (index > match) {
+      match = index;
+      updated = true;
+      probe_sent = false;
+    }
+    if (next < index + 1) next = index + 1;
+    return updated;
+  }
+};
+
+const char* to_string(Progress::State state);
+
+}  // namespace coord::raft
