@@ -600,6 +600,7 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
   } else if (pr.state == Progress::State::Probe) {
     pr.probe_sent = true;
   }
+  bool more = pr.state == Progress::State::Replicate && pr.next <= log_.last_index();
   Message m;
   m.type = MessageType::Append;
   m.to = to;
@@ -608,6 +609,9 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
   m.entries = std::move(entries);
   m.commit = commit_;
   send(std::move(m));
+  // Pipelining: keep filling the window while there is more to send (each message stays
+  // within append_bytes_max).
+  if (more) send_append(to, pr, false);
 }
 
 void Node::send_snapshot_chunk(NodeId to, Progress& pr) {
@@ -827,7 +831,9 @@ Error Node::transfer_leadership(NodeId to) {
 
 void Node::compact(Index index, std::shared_ptr<const std::string> data) {
   COORD_ASSERT(index <= applied_, "compact beyond the applied index");
-  if (index <= log_.snapshot_index()) return;
+  // Entries handed out in a Ready are durable only after advance(); never drop a log prefix
+  // that a crash could still lose.
+  if (index > log_.persisted() || index <= log_.snapshot_index()) return;
   auto conf_it = std::prev(conf_history_.upper_bound(index));
   snapshot_ = Snapshot{SnapshotMeta{index, *log_.term(index), conf_it->second}, std::move(data)};
   conf_history_.erase(conf_history_.begin(), conf_it);

@@ -1,0 +1,125 @@
+// Scenario tests: log compaction, chunked snapshot transfer to a lagging follower, and restart
+// from a snapshot.
+#include <doctest/doctest.h>
+
+#include "tests/raft_test_cluster.h"
+
+using namespace coord::raft;
+using coord::raft::testing::TestCluster;
+
+namespace {
+
+void propose_n(TestCluster& c, NodeId leader, int n, const std::string& prefix) {
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(c.node(leader).propose(prefix + std::to_string(i)).error == Error::Ok);
+    c.stabilize();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("compaction drops the log prefix and keeps the terms needed for matching") {
+  TestCluster c(3);
+  c.elect(1);
+  propose_n(c, 1, 10, "a");
+  c.compact(1, 8);
+  CHECK(c.node(1).log().first_index() == 9);
+  CHECK(c.node(1).log().term(8) == c.node(1).term());
+  CHECK_FALSE(c.node(1).log().term(7).has_value());
+  CHECK(c.node(1).snapshot_meta().index == 8);
+  CHECK(c.node(1).snapshot_meta().conf.voters == std::vector<NodeId>{1, 2, 3});
+  // Replication continues past the snapshot point.
+  propose_n(c, 1, 2, "b");
+  CHECK(c.node(2).commit() == 13);
+  CHECK(c.failures().empty());
+}
+
+TEST_CASE("a follower behind the leader's snapshot receives it in chunks and catches up") {
+  TestCluster c(3, [](Config& cfg) { cfg.snapshot_chunk_bytes_max = 3; });
+  c.elect(1);
+  c.isolate(3);
+  propose_n(c, 1, 10, "a");
+  c.compact(1, 11);  // everything node 3 misses is gone from the leader's log
+  c.heal();
+  std::size_t chunks = 0;
+  for (int round = 0; round < 100; ++round) {
+    c.tick(1);
+    c.process_readies();
+    for (const Message& m : c.take_all()) {
+      if (m.type == MessageType::Snapshot) ++chunks;
+      c.deliver(m);
+    }
+  }
+  std::size_t size = std::string("state@11").size();
+  CHECK(chunks == (size + 2) / 3);
+  CHECK(c.snapshots_installed(3) == 1);
+  CHECK(c.disk(3).snapshot.index == 11);
+  CHECK(*c.disk(3).snapshot_data == "state@11");
+  CHECK(c.node(3).commit() == 11);
+  propose_n(c, 1, 1, "after");
+  CHECK(c.applied_data(3) == std::vector<std::string>{"after0"});
+  CHECK(c.failures().empty());
+}
+
+TEST_CASE("a lost snapshot chunk is resent and the transfer completes") {
+  TestCluster c(3, [](Config& cfg) { cfg.snapshot_chunk_bytes_max = 2; });
+  c.elect(1);
+  c.isolate(3);
+  propose_n(c, 1, 5, "a");
+  c.compact(1, 6);
+  c.heal();
+  bool dropped = false;
+  for (int round = 0; round < 200; ++round) {
+    c.tick(1);
+    c.process_readies();
+    for (const Message& m : c.take_all()) {
+      if (!dropped && m.type == MessageType::Snapshot && m.snapshot_offset == 2) {
+        dropped = true;  // the second chunk vanishes
+        continue;
+      }
+      c.deliver(m);
+    }
+  }
+  CHECK(dropped);
+  CHECK(c.snapshots_installed(3) == 1);
+  CHECK(*c.disk(3).snapshot_data == "state@6");
+  CHECK(c.node(3).commit() == 6);
+  CHECK(c.failures().empty());
+}
+
+TEST_CASE("a node restarts from its snapshot and the entries after it") {
+  TestCluster c(3);
+  c.elect(1);
+  propose_n(c, 1, 6, "a");
+  c.compact(2, 5);
+  propose_n(c, 1, 2, "b");
+  c.crash(2);
+  c.restart(2);
+  CHECK(c.node(2).log().first_index() == 6);
+  CHECK(c.node(2).log().last_index() == 9);
+  CHECK(c.node(2).applied() == 5);
+  c.run_ticks(3);
+  // Entries after the snapshot are applied again on top of the restored state.
+  CHECK(c.applied_data(2) == std::vector<std::string>{"a4", "a5", "b0", "b1"});
+  CHECK(c.failures().empty());
+}
+
+TEST_CASE("a snapshot the follower already covers is answered without installing it") {
+  TestCluster c(3);
+  c.elect(1);
+  propose_n(c, 1, 3, "a");
+  Message m;
+  m.type = MessageType::Snapshot;
+  m.from = 1;
+  m.to = 2;
+  m.term = c.node(1).term();
+  m.snapshot = SnapshotMeta{2, c.node(1).term(), c.node(1).conf()};
+  m.snapshot_chunk = "old";
+  m.snapshot_done = true;
+  c.deliver(m);
+  c.process_readies();
+  CHECK(c.snapshots_installed(2) == 0);
+  auto resp = c.take([](const Message& x) { return x.from == 2 && x.type == MessageType::AppendResp; });
+  REQUIRE(resp.size() == 1);
+  CHECK(resp[0].index == 4);
+}
