@@ -450,14 +450,15 @@ void Node::handle_snapshot_chunk(const Message& m) {
     send(std::move(resp));
     return;
   }
-  install_snapshot(incoming_meta_,
-                   std::make_shared<const std::string>(std::move(incoming_data_)));
+  SnapshotMeta meta = incoming_meta_;
+  install_snapshot(meta, std::make_shared<const std::string>(std::move(incoming_data_)));
   incoming_data_.clear();
   incoming_meta_ = SnapshotMeta{};
+  // Acknowledge the snapshot's index only: entries we kept after it may not match the leader.
   Message done;
   done.type = MessageType::AppendResp;
   done.to = m.from;
-  done.index = log_.last_index();
+  done.index = meta.index;
   send(std::move(done));
 }
 
