@@ -390,6 +390,10 @@ void Node::handle_append(const Message& m) {
                " asked to overwrite committed entry " + std::to_string(conflict);
       return;
     }
+    if (conf_.voters.empty() && conf_.learners.empty() && m.index == log_.snapshot_index() &&
+        m.snapshot.index == m.index && m.snapshot.term == log_.snapshot_term()) {
+      adopt_log_start_conf(m.snapshot);
+    }
     log_.merge(m.entries);
     Index last_new = m.index + m.entries.size();
     commit_to(std::min(m.commit, last_new));
@@ -475,6 +479,14 @@ void Node::install_snapshot(const SnapshotMeta& meta, std::shared_ptr<const std:
   conf_history_.clear();
   conf_history_[meta.index] = conf_;
   snapshot_ = Snapshot{meta, std::move(data)};
+  pending_snapshot_ = snapshot_;
+}
+
+void Node::adopt_log_start_conf(const SnapshotMeta& meta) {
+  conf_ = meta.conf;
+  conf_history_[meta.index] = conf_;
+  snapshot_.meta = meta;
+  // The host persists it as its snapshot point, so a restart still knows the configuration.
   pending_snapshot_ = snapshot_;
 }
 
@@ -609,6 +621,9 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
   m.log_term = *prev_term;
   m.entries = std::move(entries);
   m.commit = commit_;
+  // Replicating from the very start of our log: a member added after bootstrap knows no
+  // configuration yet, and the one in force at our log start is not in any entry we send.
+  if (prev == log_.snapshot_index()) m.snapshot = snapshot_.meta;
   send(std::move(m));
   // Pipelining: keep filling the window while there is more to send (each message stays
   // within append_bytes_max).

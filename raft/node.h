@@ -125,6 +125,7 @@ class Node {
   void handle_heartbeat(const Message& m);
   void handle_snapshot_chunk(const Message& m);
   void install_snapshot(const SnapshotMeta& meta, std::shared_ptr<const std::string> data);
+  void adopt_log_start_conf(const SnapshotMeta& meta);
   void handle_append_response(const Message& m, Progress& pr);
   void handle_snapshot_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);

@@ -195,6 +195,25 @@ class TestCluster {
   // Every invariant violation seen after any step; a scenario test requires it to stay empty.
   const std::vector<std::string>& failures() const { return failures_; }
 
+  // Restart (after crash) of a host whose state machine is durable and had applied `applied`
+  // (snapshot index <= applied <= durable commit): the node does not hand those entries out
+  // again, so it must rebuild its configuration from them itself. applied(id) restarts empty.
+  void restart_with_applied(NodeId id, Index applied) {
+    applied_[id].clear();
+    const Disk& d = disks_[id];
+    RestoreState state;
+    state.hard_state = d.hard_state;
+    state.snapshot = d.snapshot;
+    state.snapshot_data = d.snapshot_data;
+    state.entries = d.entries;
+    state.applied = applied;
+    Config cfg;
+    cfg.id = id;
+    if (tweak_) tweak_(cfg);
+    randoms_[id] = std::make_unique<SplitMix>(id * 7919);
+    nodes_[id] = std::make_unique<Node>(cfg, *randoms_[id], std::move(state));
+  }
+
  private:
   void start(NodeId id) {
     Config cfg;
