@@ -1,0 +1,97 @@
+// How the state machine lays its data out in the storage tables (kv/storage.h). Integers in keys
+// are big-endian so that byte order is numeric order; paths never contain bytes below 0x20
+// (kv/path.h), so "\0" can end a path inside a key and sorts before every descendant "/...".
+//
+//   Meta        "applied_index" | "revision" | "compact_revision" | "format" | "session_count"
+//               -> u64
+//   Nodes       path -> NodeRecord (kind Value)
+//   History     path \0 u64 revision -> NodeRecord (any kind): the node as it was after that
+//               revision; a node's versions are adjacent, oldest first
+//   Changes     u64 revision path -> ChangeKind: every node a revision touched, in (revision,
+//               path) order, which is the order watchers receive events in
+//   Sessions    u64 session -> SessionRecord
+//   SessionLru  u64 last applied index u64 session -> "" (least recently used first)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kv/command.h"
+#include "kv/types.h"
+
+namespace coord::kv {
+
+// Bumped when the layout changes incompatibly; restore() and open refuse other formats.
+inline constexpr std::uint64_t layout_format = 1;
+
+namespace meta_key {
+inline constexpr std::string_view applied_index = "applied_index";
+inline constexpr std::string_view revision = "revision";
+inline constexpr std::string_view compact_revision = "compact_revision";
+inline constexpr std::string_view format = "format";
+inline constexpr std::string_view session_count = "session_count";
+}  // namespace meta_key
+
+std::string encode_u64(std::uint64_t v);  // 8 bytes, big-endian
+std::optional<std::uint64_t> decode_u64(std::string_view bytes);
+
+// --- Keys.
+std::string history_key(std::string_view path, Revision revision);
+// The first key after every version of `path` (and before any other path that sorts after it).
+std::string history_key_end(std::string_view path);
+struct HistoryKey {
+  std::string_view path;
+  Revision revision = 0;
+};
+std::optional<HistoryKey> parse_history_key(std::string_view key);
+
+std::string change_key(Revision revision, std::string_view path);
+struct ChangeKey {
+  Revision revision = 0;
+  std::string_view path;
+};
+std::optional<ChangeKey> parse_change_key(std::string_view key);
+
+std::string session_key(SessionId session);
+std::string session_lru_key(Index index, SessionId session);
+std::optional<SessionId> parse_session_lru_key(std::string_view key);
+
+// --- Records.
+enum class RecordKind : std::uint8_t {
+  Value = 1,      // a live node, value included (the nodes table, and history at mod_revision)
+  Metadata = 2,   // a live node whose value did not change at this revision (only its children
+                  // did): the value is in the history row at mod_revision
+  Tombstone = 3,  // deleted at this revision
+};
+
+struct NodeRecord {
+  RecordKind kind = RecordKind::Value;
+  Node node;
+  // The next sequential child's counter (10 digits): never reused while this node lives.
+  std::uint64_t sequence_next = 0;
+
+  bool operator==(const NodeRecord&) const = default;
+};
+
+std::string encode_record(const NodeRecord& record);
+std::optional<NodeRecord> decode_record(std::string_view bytes);
+
+enum class ChangeKind : std::uint8_t {
+  Created = 1,
+  Updated = 2,
+  Deleted = 3,
+  Metadata = 4,  // children changed only: no watch event
+};
+std::optional<ChangeKind> decode_change_kind(std::string_view bytes);
+
+struct SessionRecord {
+  std::uint64_t sequence = 0;  // the last sequence applied
+  Index index = 0;             // where it was last used (for LRU eviction)
+  std::string result;          // encoded Result of `sequence`
+};
+std::string encode_session(const SessionRecord& record);
+std::optional<SessionRecord> decode_session(std::string_view bytes);
+
+}  // namespace coord::kv

@@ -1,0 +1,203 @@
+#include "kv/snapshot.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+
+#include "kv/layout.h"
+#include "kv/path.h"
+#include "raft/assert.h"
+
+namespace coord::kv {
+
+namespace {
+
+constexpr std::string_view magic{"COORDKV\0", 8};
+constexpr std::size_t header_bytes = 8 + 5 * 8;
+constexpr std::size_t checksum_bytes = 8;
+
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (char c : bytes) {
+    hash ^= static_cast<std::uint8_t>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+void append_u32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+std::uint64_t meta_u64(const ReadTxn& view, std::string_view key) {
+  const auto row = view.get(Table::Meta, key);
+  COORD_ASSERT(row.has_value(), "meta row missing");
+  const auto v = decode_u64(*row);
+  COORD_ASSERT(v.has_value(), "corrupt meta row");
+  return *v;
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  bool u8(std::uint8_t& v) {
+    if (left() < 1) return false;
+    v = static_cast<std::uint8_t>(bytes_[at_++]);
+    return true;
+  }
+  bool u32(std::uint32_t& v) { return number(v, 4); }
+  bool u64(std::uint64_t& v) { return number(v, 8); }
+  bool take(std::size_t n, std::string_view& out) {
+    if (left() < n) return false;
+    out = bytes_.substr(at_, n);
+    at_ += n;
+    return true;
+  }
+  std::size_t left() const { return bytes_.size() - at_; }
+
+ private:
+  template <typename T>
+  bool number(T& v, std::size_t n) {
+    if (left() < n) return false;
+    v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<std::uint8_t>(bytes_[at_ + i]);
+    at_ += n;
+    return true;
+  }
+
+  std::string_view bytes_;
+  std::size_t at_ = 0;
+};
+
+// Every row must decode as what its table holds, so that a restored state never trips the
+// read-back assertions.
+bool valid_row(const SnapshotRow& row) {
+  switch (row.table) {
+    case Table::Meta: return decode_u64(row.value).has_value();
+    case Table::Nodes: {
+      const auto record = decode_record(row.value);
+      return valid_path(row.key) && record && record->kind == RecordKind::Value;
+    }
+    case Table::History: {
+      const auto key = parse_history_key(row.key);
+      return key && valid_path(key->path) && decode_record(row.value).has_value();
+    }
+    case Table::Changes: {
+      const auto key = parse_change_key(row.key);
+      return key && valid_path(key->path) && decode_change_kind(row.value).has_value();
+    }
+    case Table::Sessions: return row.key.size() == 8 && decode_session(row.value).has_value();
+    case Table::SessionLru: return parse_session_lru_key(row.key).has_value() && row.value.empty();
+  }
+  return false;
+}
+
+ParsedSnapshot invalid(std::string why) {
+  ParsedSnapshot out;
+  out.status = make_status(Error::InvalidRequest, fmt::format("invalid snapshot: {}", why));
+  return out;
+}
+
+}  // namespace
+
+std::string dump_snapshot(const ReadTxn& view) {
+  std::string body;
+  std::uint64_t rows = 0;
+  for (std::size_t t = 0; t < table_count; ++t) {
+    const auto cursor = view.cursor(static_cast<Table>(t));
+    for (bool found = cursor->seek(""); found; found = cursor->next()) {
+      const std::string_view key = cursor->key();
+      const std::string_view value = cursor->value();
+      COORD_ASSERT(key.size() <= std::numeric_limits<std::uint32_t>::max() &&
+                       value.size() <= std::numeric_limits<std::uint32_t>::max(),
+                   "row too large for the snapshot format");
+      body.push_back(static_cast<char>(t));
+      append_u32(body, static_cast<std::uint32_t>(key.size()));
+      body.append(key);
+      append_u32(body, static_cast<std::uint32_t>(value.size()));
+      body.append(value);
+      ++rows;
+    }
+  }
+  std::string out(magic);
+  out += encode_u64(layout_format);
+  out += encode_u64(meta_u64(view, meta_key::applied_index));
+  out += encode_u64(meta_u64(view, meta_key::revision));
+  out += encode_u64(meta_u64(view, meta_key::compact_revision));
+  out += encode_u64(rows);
+  out += body;
+  out += encode_u64(fnv1a(out));
+  return out;
+}
+
+ParsedSnapshot parse_snapshot(std::string_view bytes) {
+  if (bytes.size() < header_bytes + checksum_bytes) return invalid("truncated");
+  const std::string_view covered = bytes.substr(0, bytes.size() - checksum_bytes);
+  if (decode_u64(bytes.substr(covered.size())) != fnv1a(covered)) return invalid("bad checksum");
+  Reader in(covered);
+  std::string_view head;
+  in.take(magic.size(), head);
+  if (head != magic) return invalid("not a coord kv snapshot");
+  std::uint64_t format = 0, row_count = 0;
+  ParsedSnapshot out;
+  in.u64(format);
+  in.u64(out.header.applied_index);
+  in.u64(out.header.revision);
+  in.u64(out.header.compact_revision);
+  in.u64(row_count);
+  if (format != layout_format) return invalid(fmt::format("format {}", format));
+  // Each row takes at least 9 bytes; refuse counts the bytes cannot hold before reserving.
+  if (row_count > in.left() / 9) return invalid("row count beyond its bytes");
+  out.rows.reserve(row_count);
+  for (std::uint64_t i = 0; i < row_count; ++i) {
+    std::uint8_t table = 0;
+    std::uint32_t key_size = 0, value_size = 0;
+    SnapshotRow row;
+    if (!in.u8(table) || !in.u32(key_size) || !in.take(key_size, row.key) ||
+        !in.u32(value_size) || !in.take(value_size, row.value)) {
+      return invalid("truncated row");
+    }
+    if (table >= table_count) return invalid("unknown table");
+    row.table = static_cast<Table>(table);
+    if (row.key.empty()) return invalid("empty key");
+    if (!out.rows.empty()) {
+      const SnapshotRow& last = out.rows.back();
+      if (last.table > row.table || (last.table == row.table && last.key >= row.key)) {
+        return invalid("rows out of order");
+      }
+    }
+    if (!valid_row(row)) return invalid(fmt::format("malformed row in {}", table_name(row.table)));
+    out.rows.push_back(row);
+  }
+  if (in.left() != 0) return invalid("trailing bytes");
+
+  // The header must agree with the Meta rows it summarizes, and the root must exist.
+  std::optional<std::uint64_t> meta_applied, meta_revision, meta_compact, meta_format,
+      meta_sessions;
+  bool root = false;
+  std::uint64_t sessions = 0, session_order = 0;
+  for (const SnapshotRow& row : out.rows) {
+    if (row.table == Table::Nodes && row.key == "/") root = true;
+    if (row.table == Table::Sessions) ++sessions;
+    if (row.table == Table::SessionLru) ++session_order;
+    if (row.table != Table::Meta) continue;
+    if (row.key == meta_key::session_count) meta_sessions = decode_u64(row.value);
+    if (row.key == meta_key::applied_index) meta_applied = decode_u64(row.value);
+    if (row.key == meta_key::revision) meta_revision = decode_u64(row.value);
+    if (row.key == meta_key::compact_revision) meta_compact = decode_u64(row.value);
+    if (row.key == meta_key::format) meta_format = decode_u64(row.value);
+  }
+  if (meta_applied != out.header.applied_index || meta_revision != out.header.revision ||
+      meta_compact != out.header.compact_revision || meta_format != layout_format) {
+    return invalid("header disagrees with the meta rows");
+  }
+  if (!root) return invalid("no root node");
+  if (meta_sessions != sessions || session_order != sessions) {
+    return invalid("session count disagrees with the session rows");
+  }
+  return out;
+}
+
+}  // namespace coord::kv

@@ -1,0 +1,380 @@
+#include "kv/state_machine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "kv/codec.h"
+#include "kv/history.h"
+#include "kv/layout.h"
+#include "kv/path.h"
+#include "kv/snapshot.h"
+#include "kv/txn.h"
+#include "raft/assert.h"
+
+namespace coord::kv {
+
+namespace {
+
+std::uint64_t meta_u64(const ReadTxn& txn, std::string_view key) {
+  const auto row = txn.get(Table::Meta, key);
+  COORD_ASSERT(row.has_value(), "meta row missing");
+  const auto v = decode_u64(*row);
+  COORD_ASSERT(v.has_value(), "corrupt meta row");
+  return *v;
+}
+
+Result failed(Status status, Revision revision) {
+  Result result;
+  result.status = std::move(status);
+  result.revision = revision;
+  return result;
+}
+
+Status not_found(std::string_view path) {
+  return make_status(Error::NotFound, fmt::format("\"{}\" does not exist", path));
+}
+
+std::size_t page_limit(std::size_t asked, std::size_t max) {
+  return asked == 0 || asked > max ? max : asked;
+}
+
+}  // namespace
+
+// The state of one apply_batch: its write transaction and the meta values as the batch moves
+// them; the cached copies in StateMachine change only after the commit.
+struct StateMachine::Batch {
+  std::unique_ptr<WriteTxn> txn;
+  Index applied_index = 0;
+  Revision revision = 0;
+  Revision compact_revision = 0;
+  std::size_t session_count = 0;
+  std::vector<Event> events;
+};
+
+StateMachine::StateMachine(Storage& storage, const Limits& limits)
+    : storage_(storage), limits_(limits), hub_(limits, 0) {
+  COORD_ASSERT(valid(limits_), "inconsistent limits");
+  // The longest key is a history key: path, "\0", revision.
+  COORD_ASSERT(path_bytes_max + 9 <= storage_.key_bytes_max(), "storage keys too short for paths");
+  initialize();
+  load_meta();
+  hub_.reset(revision_);
+}
+
+void StateMachine::initialize() {
+  {
+    const auto txn = storage_.read();
+    if (const auto format = txn->get(Table::Meta, meta_key::format)) {
+      COORD_ASSERT(decode_u64(*format) == layout_format, "storage has another layout format");
+      return;
+    }
+  }
+  // A fresh store: the root exists from revision 0 on.
+  const auto txn = storage_.write();
+  const std::string root = encode_record(NodeRecord{});
+  txn->put(Table::Nodes, "/", root);
+  txn->put(Table::History, history_key("/", 0), root);
+  txn->put(Table::Meta, meta_key::format, encode_u64(layout_format));
+  txn->put(Table::Meta, meta_key::applied_index, encode_u64(0));
+  txn->put(Table::Meta, meta_key::revision, encode_u64(0));
+  txn->put(Table::Meta, meta_key::compact_revision, encode_u64(0));
+  txn->put(Table::Meta, meta_key::session_count, encode_u64(0));
+  txn->commit();
+}
+
+void StateMachine::load_meta() {
+  const auto txn = storage_.read();
+  applied_index_ = meta_u64(*txn, meta_key::applied_index);
+  revision_ = meta_u64(*txn, meta_key::revision);
+  compact_revision_ = meta_u64(*txn, meta_key::compact_revision);
+  session_count_ = meta_u64(*txn, meta_key::session_count);
+  COORD_ASSERT(compact_revision_ <= revision_, "compacted beyond the head");
+}
+
+std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& entries) {
+  std::vector<Result> results;
+  if (entries.empty()) return results;
+  results.reserve(entries.size());
+  Batch batch;
+  batch.txn = storage_.write();
+  batch.applied_index = applied_index_;
+  batch.revision = revision_;
+  batch.compact_revision = compact_revision_;
+  batch.session_count = session_count_;
+  for (const AppliedEntry& entry : entries) {
+    COORD_ASSERT(entry.index == batch.applied_index + 1,
+                 "entries must follow the applied index without a gap");
+    results.push_back(apply_entry(batch, entry));
+    batch.applied_index = entry.index;
+  }
+  WriteTxn& txn = *batch.txn;
+  txn.put(Table::Meta, meta_key::applied_index, encode_u64(batch.applied_index));
+  txn.put(Table::Meta, meta_key::revision, encode_u64(batch.revision));
+  txn.put(Table::Meta, meta_key::compact_revision, encode_u64(batch.compact_revision));
+  txn.put(Table::Meta, meta_key::session_count, encode_u64(batch.session_count));
+  txn.commit();  // throws StorageError, leaving every cached value as it was
+
+  applied_index_ = batch.applied_index;
+  revision_ = batch.revision;
+  compact_revision_ = batch.compact_revision;
+  session_count_ = batch.session_count;
+  hub_.publish(batch.events, revision_);
+  return results;
+}
+
+Result StateMachine::apply_entry(Batch& batch, const AppliedEntry& entry) {
+  if (entry.data.empty()) return failed({}, batch.revision);  // a leader's no-op
+  if (entry.data.size() > limits_.command_bytes_max) {
+    return failed(make_status(Error::TooLarge,
+                              fmt::format("command of {} bytes exceeds command_bytes_max ({})",
+                                          entry.data.size(), limits_.command_bytes_max)),
+                  batch.revision);
+  }
+  DecodedCommand decoded = decode_command(entry.data);
+  if (!decoded.status.ok()) return failed(std::move(decoded.status), batch.revision);
+  const Command& command = decoded.command;
+  if (command.session_id == 0) return apply_body(batch, command.body);
+
+  // Exactly once: the session remembers its last sequence and that request's result.
+  WriteTxn& txn = *batch.txn;
+  const std::string key = session_key(command.session_id);
+  if (const auto row = txn.get(Table::Sessions, key)) {
+    std::optional<SessionRecord> session = decode_session(*row);
+    COORD_ASSERT(session.has_value(), "corrupt session record");
+    if (command.sequence < session->sequence) {
+      return failed(make_status(Error::StaleSequence,
+                                fmt::format("sequence {} is older than the session's last, {}",
+                                            command.sequence, session->sequence)),
+                    batch.revision);
+    }
+    if (command.sequence == session->sequence) {
+      std::optional<Result> first = decode_result(session->result);
+      COORD_ASSERT(first.has_value(), "corrupt remembered result");
+      remember(batch, command.session_id, command.sequence, entry.index, *first);
+      return std::move(*first);
+    }
+  }
+  Result result = apply_body(batch, command.body);
+  remember(batch, command.session_id, command.sequence, entry.index, result);
+  return result;
+}
+
+void StateMachine::remember(Batch& batch, SessionId session, std::uint64_t sequence, Index index,
+                            const Result& result) {
+  WriteTxn& txn = *batch.txn;
+  const std::string key = session_key(session);
+  if (const auto row = txn.get(Table::Sessions, key)) {
+    const std::optional<SessionRecord> old = decode_session(*row);
+    COORD_ASSERT(old.has_value(), "corrupt session record");
+    txn.erase(Table::SessionLru, session_lru_key(old->index, session));
+  } else {
+    batch.session_count += 1;
+  }
+  txn.put(Table::Sessions, key,
+          encode_session(SessionRecord{sequence, index, encode_result(result)}));
+  txn.put(Table::SessionLru, session_lru_key(index, session), "");
+
+  // Forget the least recently used sessions beyond the limit; the order is by applied index,
+  // so every replica forgets the same ones.
+  while (batch.session_count > limits_.sessions_max) {
+    std::string oldest;
+    {
+      const auto rows = txn.cursor(Table::SessionLru);
+      COORD_ASSERT(rows->seek(""), "session count without sessions");
+      oldest.assign(rows->key());
+    }
+    const auto victim = parse_session_lru_key(oldest);
+    COORD_ASSERT(victim.has_value(), "corrupt session order key");
+    txn.erase(Table::SessionLru, oldest);
+    txn.erase(Table::Sessions, session_key(*victim));
+    batch.session_count -= 1;
+  }
+}
+
+Result StateMachine::apply_body(Batch& batch, const Body& body) {
+  if (const auto* txn = std::get_if<Txn>(&body)) return apply_txn(batch, *txn);
+  return apply_compact(batch, std::get<Compact>(body));
+}
+
+Result StateMachine::apply_txn(Batch& batch, const Txn& request) {
+  const Revision next = batch.revision + 1;
+  TxnOutcome outcome = execute_txn(*batch.txn, request, next, limits_);
+  Result& result = outcome.result;
+  if (!result.ok() || outcome.changes.empty()) {  // failed, or read only: no new revision
+    result.revision = batch.revision;
+    return result;
+  }
+  // Write the whole effect in one place: the tree, its history, the change index and events.
+  WriteTxn& txn = *batch.txn;
+  for (auto& [path, change] : outcome.changes) {
+    ChangeKind kind = ChangeKind::Metadata;
+    if (change.after) {
+      NodeRecord& after = *change.after;
+      after.kind = RecordKind::Value;
+      txn.put(Table::Nodes, path, encode_record(after));
+      const bool written = after.node.mod_revision == next;
+      COORD_ASSERT(written == change.value_changed, "a value change without a new mod_revision");
+      NodeRecord version = after;
+      version.kind = written ? RecordKind::Value : RecordKind::Metadata;
+      txn.put(Table::History, history_key(path, next), encode_record(version));
+      if (written) kind = change.before ? ChangeKind::Updated : ChangeKind::Created;
+      COORD_ASSERT(!written || !change.before ||
+                       change.before->node.create_revision == after.node.create_revision,
+                   "a node deleted and recreated in one request");
+    } else {
+      COORD_ASSERT(change.before && change.value_changed, "deleting a node that did not exist");
+      txn.erase(Table::Nodes, path);
+      NodeRecord tombstone;
+      tombstone.kind = RecordKind::Tombstone;
+      txn.put(Table::History, history_key(path, next), encode_record(tombstone));
+      kind = ChangeKind::Deleted;
+    }
+    txn.put(Table::Changes, change_key(next, path),
+            std::string(1, static_cast<char>(kind)));
+    if (!change.value_changed) continue;
+    Event event;
+    event.type = kind == ChangeKind::Created   ? EventType::Created
+                 : kind == ChangeKind::Updated ? EventType::Updated
+                                               : EventType::Deleted;
+    event.path = path;
+    event.revision = next;
+    if (change.after) event.node = std::move(change.after->node);
+    if (change.before && kind != ChangeKind::Created) event.prev = std::move(change.before->node);
+    batch.events.push_back(std::move(event));
+  }
+  batch.revision = next;
+  result.revision = next;
+  return result;
+}
+
+Result StateMachine::apply_compact(Batch& batch, const Compact& compact) {
+  const Revision r = compact.revision;
+  if (r == 0)
+    return failed(make_status(Error::InvalidRequest, "compact to revision 0"), batch.revision);
+  if (r > batch.revision) {
+    return failed(make_status(Error::FutureRevision,
+                              fmt::format("compact to {} beyond revision {}", r, batch.revision)),
+                  batch.revision);
+  }
+  if (r <= batch.compact_revision) {
+    return failed(compacted_status(r, batch.compact_revision), batch.revision);
+  }
+  compact_history(*batch.txn, r);
+  batch.compact_revision = r;
+  return failed({}, batch.revision);
+}
+
+Status StateMachine::read_point(Revision revision, ReadPoint& point, Revision& served) const {
+  if (revision == 0 || revision == revision_) {
+    point.past.reset();
+    served = revision_;
+    return {};
+  }
+  if (revision > revision_) {
+    return make_status(Error::FutureRevision,
+                       fmt::format("revision {} is beyond the current {}", revision, revision_));
+  }
+  if (revision < compact_revision_) return compacted_status(revision, compact_revision_);
+  point.past = revision;
+  served = revision;
+  return {};
+}
+
+ReadResult<Node> StateMachine::get(std::string_view path, Revision revision) const {
+  ReadResult<Node> out;
+  ReadPoint point;
+  if (out.status = check_path(path); !out.ok()) return out;
+  if (out.status = read_point(revision, point, out.revision); !out.ok()) return out;
+  const auto txn = storage_.read();
+  std::optional<Node> node = read_node(*txn, path, point);
+  if (!node) {
+    out.status = not_found(path);
+    return out;
+  }
+  out.value = std::move(*node);
+  return out;
+}
+
+ReadResult<bool> StateMachine::exists(std::string_view path, Revision revision) const {
+  ReadResult<bool> out;
+  ReadPoint point;
+  if (out.status = check_path(path); !out.ok()) return out;
+  if (out.status = read_point(revision, point, out.revision); !out.ok()) return out;
+  const auto txn = storage_.read();
+  out.value = read_node(*txn, path, point).has_value();
+  return out;
+}
+
+ReadResult<ListPage> StateMachine::list(std::string_view path, const ListOptions& options) const {
+  ReadResult<ListPage> out;
+  ReadPoint point;
+  if (out.status = check_path(path); !out.ok()) return out;
+  if (out.status = read_point(options.revision, point, out.revision); !out.ok()) return out;
+  const auto txn = storage_.read();
+  if (!read_node(*txn, path, point)) {
+    out.status = not_found(path);
+    return out;
+  }
+  out.value = read_children(*txn, path, options.start_after,
+                            page_limit(options.limit, limits_.list_page_max), point);
+  return out;
+}
+
+ReadResult<RangePage> StateMachine::range(std::string_view path,
+                                          const RangeOptions& options) const {
+  ReadResult<RangePage> out;
+  ReadPoint point;
+  if (out.status = check_path(path); !out.ok()) return out;
+  if (out.status = read_point(options.revision, point, out.revision); !out.ok()) return out;
+  const auto txn = storage_.read();
+  if (!read_node(*txn, path, point)) {
+    out.status = not_found(path);
+    return out;
+  }
+  out.value = read_range(*txn, path, options.start_after,
+                         page_limit(options.limit, limits_.range_page_max),
+                         limits_.range_page_bytes_max, options.keys_only, point);
+  return out;
+}
+
+SnapshotSource::SnapshotSource(std::unique_ptr<ReadTxn> view) : view_(std::move(view)) {
+  index_ = meta_u64(*view_, meta_key::applied_index);
+  revision_ = meta_u64(*view_, meta_key::revision);
+}
+
+std::string SnapshotSource::bytes() const { return dump_snapshot(*view_); }
+
+SnapshotSource StateMachine::begin_snapshot() const { return SnapshotSource(storage_.pin()); }
+
+Status StateMachine::restore(std::string_view bytes) {
+  const ParsedSnapshot parsed = parse_snapshot(bytes);
+  if (!parsed.status.ok()) return parsed.status;
+  {
+    const auto txn = storage_.write();
+    for (std::size_t t = 0; t < table_count; ++t) txn->clear(static_cast<Table>(t));
+    for (const SnapshotRow& row : parsed.rows) txn->put(row.table, row.key, row.value);
+    txn->commit();
+  }
+  load_meta();
+  hub_.reset(revision_);
+  return {};
+}
+
+WatchCreated StateMachine::watch(const WatchRequest& request) { return hub_.add(request, *this); }
+
+WatchResponse StateMachine::poll_watch(WatchId id, std::size_t events_max) {
+  return hub_.poll(id, *this, events_max);
+}
+
+Status StateMachine::cancel_watch(WatchId id) { return hub_.cancel(id); }
+
+ReplayChunk StateMachine::replay(const WatchFilter& filter, Revision from,
+                                 std::size_t events_soft_max, std::size_t rows_max) const {
+  const auto txn = storage_.read();
+  return replay_history(*txn, filter, from, revision_, events_soft_max, rows_max);
+}
+
+}  // namespace coord::kv

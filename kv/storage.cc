@@ -1,0 +1,17 @@
+#include "kv/storage.h"
+
+namespace coord::kv {
+
+const char* table_name(Table table) {
+  switch (table) {
+    case Table::Meta: return "meta";
+    case Table::Nodes: return "nodes";
+    case Table::History: return "history";
+    case Table::Changes: return "changes";
+    case Table::Sessions: return "sessions";
+    case Table::SessionLru: return "session_lru";
+  }
+  return "?";
+}
+
+}  // namespace coord::kv
