@@ -17,6 +17,16 @@ inline constexpr bool kBugVoteWithoutLogCheck = true;
 #else
 inline constexpr bool kBugVoteWithoutLogCheck = false;
 #endif
+#if defined(COORD_RAFT_BUG_COMMIT_BEYOND_MATCH)
+inline constexpr bool kBugCommitBeyondMatch = true;
+#else
+inline constexpr bool kBugCommitBeyondMatch = false;
+#endif
+#if defined(COORD_RAFT_BUG_READ_WITHOUT_QUORUM)
+inline constexpr bool kBugReadWithoutQuorum = true;
+#else
+inline constexpr bool kBugReadWithoutQuorum = false;
+#endif
 
 namespace coord::raft {
 
@@ -396,7 +406,9 @@ void Node::handle_append(const Message& m) {
     }
     log_.merge(m.entries);
     Index last_new = m.index + m.entries.size();
-    commit_to(std::min(m.commit, last_new));
+    // Only what this message proved to match may be committed: entries after it may be a stale
+    // tail from an older term.
+    commit_to(std::min(m.commit, kBugCommitBeyondMatch ? log_.last_index() : last_new));
     resp.index = last_new;
   } else {
     // Fast back-off: point the leader at the last entry that could match, skipping a whole
@@ -727,7 +739,7 @@ void Node::add_read(std::uint64_t request_id, NodeId from) {
     return;
   }
   PendingRead read{request_id, commit_, read_round_ + 1, from};
-  if (quorum() == 1 && is_voter(conf_, config_.id)) {
+  if (kBugReadWithoutQuorum || (quorum() == 1 && is_voter(conf_, config_.id))) {
     deliver_read(read);
     return;
   }
