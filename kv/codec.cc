@@ -171,9 +171,22 @@ std::string encode_command(const Command& command) {
   if (const auto* txn = std::get_if<Txn>(&command.body)) {
     body_type = fb::Body_Txn;
     body = encode_txn(b, *txn).Union();
-  } else {
+  } else if (const auto* compact = std::get_if<Compact>(&command.body)) {
     body_type = fb::Body_Compact;
-    body = fb::CreateCompact(b, std::get<Compact>(command.body).revision).Union();
+    body = fb::CreateCompact(b, compact->revision).Union();
+  } else if (const auto* grant = std::get_if<LeaseGrant>(&command.body)) {
+    body_type = fb::Body_LeaseGrant;
+    body = fb::CreateLeaseGrant(b, grant->id, grant->ttl_ms).Union();
+  } else if (const auto* revoke = std::get_if<LeaseRevoke>(&command.body)) {
+    body_type = fb::Body_LeaseRevoke;
+    body = fb::CreateLeaseRevoke(b, revoke->id).Union();
+  } else if (const auto* keepalive = std::get_if<LeaseKeepAlive>(&command.body)) {
+    body_type = fb::Body_LeaseKeepAlive;
+    body = fb::CreateLeaseKeepAlive(b, keepalive->id).Union();
+  } else {
+    const auto& expire = std::get<LeaseExpire>(command.body);
+    body_type = fb::Body_LeaseExpire;
+    body = fb::CreateLeaseExpire(b, expire.id, expire.keepalives).Union();
   }
   b.Finish(fb::CreateCommand(b, command.session_id, command.sequence, body_type, body));
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
@@ -198,6 +211,14 @@ DecodedCommand decode_command(std::string_view bytes) {
     out.command.body = std::move(decoded);
   } else if (const fb::Compact* compact = root->body_as_Compact()) {
     out.command.body = Compact{compact->revision()};
+  } else if (const fb::LeaseGrant* grant = root->body_as_LeaseGrant()) {
+    out.command.body = LeaseGrant{grant->id(), grant->ttl_ms()};
+  } else if (const fb::LeaseRevoke* revoke = root->body_as_LeaseRevoke()) {
+    out.command.body = LeaseRevoke{revoke->id()};
+  } else if (const fb::LeaseKeepAlive* keepalive = root->body_as_LeaseKeepAlive()) {
+    out.command.body = LeaseKeepAlive{keepalive->id()};
+  } else if (const fb::LeaseExpire* expire = root->body_as_LeaseExpire()) {
+    out.command.body = LeaseExpire{expire->id(), expire->keepalives()};
   } else {
     out.status = make_status(Error::InvalidRequest, "command has no known body");
   }
@@ -216,9 +237,19 @@ std::string encode_result(const Result& result) {
   }
   const auto ops_vec = b.CreateVector(ops);
   const auto message = b.CreateString(result.status.message);
+  // Left out when all zero, so that results of other commands stay as small as before.
+  Offset<fb::LeaseResult> lease;
+  if (result.lease != LeaseResult{}) {
+    std::vector<Offset<flatbuffers::String>> deleted;
+    deleted.reserve(result.lease.deleted.size());
+    for (const std::string& path : result.lease.deleted) deleted.push_back(b.CreateString(path));
+    const auto deleted_vec = b.CreateVector(deleted);
+    const Lease& l = result.lease.lease;
+    lease = fb::CreateLeaseResult(b, l.id, l.ttl_ms, l.keepalives, deleted_vec);
+  }
   b.Finish(fb::CreateResult(b, static_cast<std::uint16_t>(result.status.error), message,
                             result.status.compact_revision, result.revision, result.succeeded,
-                            result.failed_op, result.failed_compare, ops_vec));
+                            result.failed_op, result.failed_compare, ops_vec, lease));
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
@@ -245,6 +276,15 @@ std::optional<Result> decode_result(std::string_view bytes) {
       op.created = o->created();
       op.deleted = o->deleted();
       result.ops.push_back(std::move(op));
+    }
+  }
+  if (const fb::LeaseResult* lease = root->lease()) {
+    result.lease.lease = Lease{lease->id(), lease->ttl_ms(), lease->keepalives()};
+    if (const auto* deleted = lease->deleted()) {
+      result.lease.deleted.reserve(deleted->size());
+      for (const flatbuffers::String* path : *deleted) {
+        result.lease.deleted.push_back(string_of(path));
+      }
     }
   }
   return result;

@@ -3,9 +3,10 @@
 // enter the log.
 //
 // Every write is a Command: a client session, a sequence number and a body. The body is a
-// transaction (put, create, delete and compare-and-set are transactions with one operation) or
-// a compaction. Leases (grant, revoke, expire) will join the Body variant; nodes already record
-// their lease.
+// transaction (put, create, delete and compare-and-set are transactions with one operation), a
+// compaction, or a lease command (grant, revoke, keep-alive, expire). Leases carry no time: the
+// countdown runs on the leader's monotonic clock (kv/lease_clock.h), which proposes LeaseExpire
+// through the log when it runs out, so every replica deletes the same keys at the same revision.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +72,11 @@ inline constexpr std::uint8_t op_type_max = 3;
 // `sequential` the name gets the parent's next counter appended (10 digits, never reused).
 // Delete fails on a node with children unless `recursive`. Get never fails on a missing node:
 // its result just has no node.
+//
+// A Put or Create with a lease makes an ephemeral node: the lease must exist (LeaseNotFound),
+// and the node is deleted when the lease is revoked or expires. As in ZooKeeper, ephemeral nodes
+// have no children: creating a child under one, or putting a lease on a node with children,
+// fails with NoChildrenForEphemerals. The root never takes a lease (InvalidRequest).
 struct Op {
   OpType type = OpType::Get;
   std::string path;
@@ -108,7 +114,47 @@ struct Compact {
   bool operator==(const Compact&) const = default;
 };
 
-using Body = std::variant<Txn, Compact>;
+// Grants a lease of `ttl_ms` (1..lease_ttl_ms_max). Lease ids are never reused: `id` 0 takes
+// the next one from the state machine's counter; a given id (up to lease_id_max) must be at or
+// above that counter (else LeaseExists), which then moves past it. Changes no node, so it takes
+// no revision.
+struct LeaseGrant {
+  LeaseId id = 0;
+  std::uint64_t ttl_ms = 0;
+
+  bool operator==(const LeaseGrant&) const = default;
+};
+
+// Ends the lease and deletes every key attached to it, all in one new revision (none when it
+// had no keys).
+struct LeaseRevoke {
+  LeaseId id = 0;
+
+  bool operator==(const LeaseRevoke&) const = default;
+};
+
+// Confirms the lease exists and counts the keep-alive (LeaseResult::keepalives). It goes
+// through the log so that only a leader whose term commits it can answer; the leader's host
+// restarts the lease's countdown when it applies the entry.
+struct LeaseKeepAlive {
+  LeaseId id = 0;
+
+  bool operator==(const LeaseKeepAlive&) const = default;
+};
+
+// Proposed by the leader's host when the lease's countdown ran out (never by clients): revokes
+// it like LeaseRevoke, but only if no keep-alive was applied since the host decided, that is if
+// the lease's keep-alive count still equals `keepalives`; otherwise it fails with LeaseRenewed
+// and changes nothing. That closes the race between an expiry in flight and a keep-alive.
+struct LeaseExpire {
+  LeaseId id = 0;
+  std::uint64_t keepalives = 0;
+
+  bool operator==(const LeaseExpire&) const = default;
+};
+
+// Add new bodies at the end only (the flatbuffers union in command.fbs mirrors this order).
+using Body = std::variant<Txn, Compact, LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseExpire>;
 
 struct Command {
   SessionId session_id = 0;  // 0: not de-duplicated
@@ -128,6 +174,24 @@ struct OpResult {
   bool operator==(const OpResult&) const = default;
 };
 
+// A lease as the state machine knows it: no time, only what every replica agrees on.
+struct Lease {
+  LeaseId id = 0;
+  std::uint64_t ttl_ms = 0;
+  std::uint64_t keepalives = 0;  // keep-alives applied since the grant
+
+  bool operator==(const Lease&) const = default;
+};
+
+// What a lease command did (all zero for other commands and for failures).
+struct LeaseResult {
+  Lease lease;                       // Grant: the new lease; KeepAlive: after counting it;
+                                     // Revoke, Expire: as it was when it ended
+  std::vector<std::string> deleted;  // Revoke, Expire: its keys, deleted at Result::revision
+
+  bool operator==(const LeaseResult&) const = default;
+};
+
 struct Result {
   Status status;
   Revision revision = 0;       // the store's revision after this request
@@ -135,6 +199,7 @@ struct Result {
   std::int32_t failed_op = -1;       // index (in the chosen branch) of the operation that failed
   std::int32_t failed_compare = -1;  // CompareFailed: the first comparison that did not hold
   std::vector<OpResult> ops;
+  LeaseResult lease;
 
   bool ok() const { return status.ok(); }
   bool operator==(const Result&) const = default;

@@ -24,6 +24,11 @@ const char* to_string(Error error) {
     case Error::TooManyWatchers: return "too-many-watchers";
     case Error::UnknownWatch: return "unknown-watch";
     case Error::StaleState: return "stale-state";
+    case Error::LeaseNotFound: return "lease-not-found";
+    case Error::LeaseExists: return "lease-exists";
+    case Error::NoChildrenForEphemerals: return "no-children-for-ephemerals";
+    case Error::TooManyLeases: return "too-many-leases";
+    case Error::LeaseRenewed: return "lease-renewed";
   }
   return "?";
 }

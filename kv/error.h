@@ -25,9 +25,14 @@ enum class Error : std::uint16_t {
   TooManyWatchers = 12,
   UnknownWatch = 13,
   StaleState = 14,      // the state was replaced by an older snapshot under a watcher
+  LeaseNotFound = 15,   // no lease with that id (never granted, revoked or expired)
+  LeaseExists = 16,     // a grant naming an id that is or was in use (ids are never reused)
+  NoChildrenForEphemerals = 17,  // a child under a node with a lease, or a lease on a parent
+  TooManyLeases = 18,   // leases_max reached
+  LeaseRenewed = 19,    // an expiry decided before the lease's latest keep-alive: not applied
 };
 
-inline constexpr std::uint16_t error_code_max = 14;
+inline constexpr std::uint16_t error_code_max = 19;
 
 const char* to_string(Error error);
 

@@ -85,6 +85,44 @@ std::optional<SessionId> parse_session_lru_key(std::string_view key) {
   return read_u64(key, u64_bytes);
 }
 
+std::string lease_key(LeaseId lease) { return encode_u64(lease); }
+
+std::optional<LeaseId> parse_lease_key(std::string_view key) { return decode_u64(key); }
+
+std::string lease_keys_prefix(LeaseId lease) { return encode_u64(lease); }
+
+std::string lease_keys_key(LeaseId lease, std::string_view path) {
+  std::string key;
+  key.reserve(u64_bytes + path.size());
+  append_u64(key, lease);
+  key.append(path);
+  return key;
+}
+
+std::optional<LeaseKeysKey> parse_lease_keys_key(std::string_view key) {
+  if (key.size() <= u64_bytes) return std::nullopt;
+  return LeaseKeysKey{read_u64(key, 0), key.substr(u64_bytes)};
+}
+
+std::string encode_lease(const LeaseRecord& record) {
+  std::string out;
+  out.reserve(3 * u64_bytes);
+  append_u64(out, record.ttl_ms);
+  append_u64(out, record.keepalives);
+  append_u64(out, record.keys);
+  return out;
+}
+
+std::optional<LeaseRecord> decode_lease(std::string_view bytes) {
+  if (bytes.size() != 3 * u64_bytes) return std::nullopt;
+  LeaseRecord record;
+  record.ttl_ms = read_u64(bytes, 0);
+  record.keepalives = read_u64(bytes, u64_bytes);
+  record.keys = read_u64(bytes, 2 * u64_bytes);
+  if (record.ttl_ms == 0) return std::nullopt;
+  return record;
+}
+
 std::string encode_record(const NodeRecord& record) {
   std::string out;
   out.push_back(static_cast<char>(record.kind));

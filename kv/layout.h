@@ -3,7 +3,7 @@
 // (kv/path.h), so "\0" can end a path inside a key and sorts before every descendant "/...".
 //
 //   Meta        "applied_index" | "revision" | "compact_revision" | "format" | "session_count"
-//               -> u64
+//               | "lease_next" | "lease_count" -> u64
 //   Nodes       path -> NodeRecord (kind Value)
 //   History     path \0 u64 revision -> NodeRecord (any kind): the node as it was after that
 //               revision; a node's versions are adjacent, oldest first
@@ -11,6 +11,9 @@
 //               path) order, which is the order watchers receive events in
 //   Sessions    u64 session -> SessionRecord
 //   SessionLru  u64 last applied index u64 session -> "" (least recently used first)
+//   Leases      u64 lease -> LeaseRecord
+//   LeaseKeys   u64 lease path -> "": the keys of each lease, so revoking one finds its keys
+//               without a scan; kept equal to {(node.lease, path) : node.lease != 0}
 #pragma once
 
 #include <cstdint>
@@ -24,7 +27,8 @@
 namespace coord::kv {
 
 // Bumped when the layout changes incompatibly; restore() and open refuse other formats.
-inline constexpr std::uint64_t layout_format = 1;
+// 2: the lease tables and meta rows.
+inline constexpr std::uint64_t layout_format = 2;
 
 namespace meta_key {
 inline constexpr std::string_view applied_index = "applied_index";
@@ -32,6 +36,10 @@ inline constexpr std::string_view revision = "revision";
 inline constexpr std::string_view compact_revision = "compact_revision";
 inline constexpr std::string_view format = "format";
 inline constexpr std::string_view session_count = "session_count";
+// Above every lease id ever granted: the id of the next grant without one (ids are never
+// reused).
+inline constexpr std::string_view lease_next = "lease_next";
+inline constexpr std::string_view lease_count = "lease_count";
 }  // namespace meta_key
 
 std::string encode_u64(std::uint64_t v);  // 8 bytes, big-endian
@@ -57,6 +65,17 @@ std::optional<ChangeKey> parse_change_key(std::string_view key);
 std::string session_key(SessionId session);
 std::string session_lru_key(Index index, SessionId session);
 std::optional<SessionId> parse_session_lru_key(std::string_view key);
+
+std::string lease_key(LeaseId lease);
+std::optional<LeaseId> parse_lease_key(std::string_view key);
+// Every key of one lease starts with lease_keys_prefix(lease).
+std::string lease_keys_prefix(LeaseId lease);
+std::string lease_keys_key(LeaseId lease, std::string_view path);
+struct LeaseKeysKey {
+  LeaseId lease = 0;
+  std::string_view path;
+};
+std::optional<LeaseKeysKey> parse_lease_keys_key(std::string_view key);
 
 // --- Records.
 enum class RecordKind : std::uint8_t {
@@ -91,6 +110,16 @@ struct SessionRecord {
   Index index = 0;             // where it was last used (for LRU eviction)
   std::string result;          // encoded Result of `sequence`
 };
+struct LeaseRecord {
+  std::uint64_t ttl_ms = 0;
+  std::uint64_t keepalives = 0;  // keep-alives applied since the grant
+  std::uint64_t keys = 0;        // rows of this lease in LeaseKeys
+
+  bool operator==(const LeaseRecord&) const = default;
+};
+std::string encode_lease(const LeaseRecord& record);
+std::optional<LeaseRecord> decode_lease(std::string_view bytes);
+
 std::string encode_session(const SessionRecord& record);
 std::optional<SessionRecord> decode_session(std::string_view bytes);
 

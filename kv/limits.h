@@ -18,6 +18,8 @@ inline constexpr std::size_t segment_bytes_max = 255;
 // Sequential names end with the parent's counter, zero-padded to this many digits.
 inline constexpr std::size_t sequence_digits = 10;
 inline constexpr std::uint64_t sequence_max = 9'999'999'999;  // largest 10-digit counter
+// Lease ids fit in a signed 64-bit integer, for clients whose languages have no unsigned one.
+inline constexpr std::uint64_t lease_id_max = (std::uint64_t{1} << 63) - 1;
 // Largest value_bytes_max a host may configure (flatbuffers and snapshot framing stay far below
 // their 2 GiB / 4 GiB offsets).
 inline constexpr std::size_t value_bytes_limit_max = 64u << 20;
@@ -47,6 +49,12 @@ struct Limits {
   std::size_t watch_buffer_events_max = 4'096;
   std::size_t watchers_max = 10'000;
   std::size_t watch_replay_rows_max = 10'000;
+  // Leases alive at once; keys attached to one lease (revoking or expiring it deletes them all
+  // in one revision, each a watch event, like a recursive delete); the longest TTL a grant may
+  // ask for (it bounds the leader's deadlines, and a lease that long is better revoked).
+  std::size_t leases_max = 100'000;
+  std::size_t lease_keys_max = 10'000;
+  std::uint64_t lease_ttl_ms_max = 24ull * 60 * 60 * 1000;
 };
 
 // True when the limits are usable together (checked when a StateMachine is built).

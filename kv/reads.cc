@@ -106,6 +106,39 @@ std::optional<NodeRecord> read_record(const ReadTxn& txn, std::string_view path)
   return record;
 }
 
+std::optional<LeaseRecord> read_lease(const ReadTxn& txn, LeaseId lease) {
+  const auto row = txn.get(Table::Leases, lease_key(lease));
+  if (!row) return std::nullopt;
+  std::optional<LeaseRecord> record = decode_lease(*row);
+  COORD_ASSERT(record.has_value(), "corrupt lease record");
+  return record;
+}
+
+std::vector<std::string> read_lease_keys(const ReadTxn& txn, LeaseId lease) {
+  std::vector<std::string> keys;
+  const std::string prefix = lease_keys_prefix(lease);
+  const auto rows = txn.cursor(Table::LeaseKeys);
+  for (bool found = rows->seek(prefix); found && rows->key().starts_with(prefix);
+       found = rows->next()) {
+    const auto key = parse_lease_keys_key(rows->key());
+    COORD_ASSERT(key && key->lease == lease, "corrupt lease key");
+    keys.emplace_back(key->path);
+  }
+  return keys;
+}
+
+std::vector<Lease> read_leases(const ReadTxn& txn) {
+  std::vector<Lease> leases;
+  const auto rows = txn.cursor(Table::Leases);
+  for (bool found = rows->seek(""); found; found = rows->next()) {
+    const auto id = parse_lease_key(rows->key());
+    const auto record = decode_lease(rows->value());
+    COORD_ASSERT(id && record, "corrupt lease row");
+    leases.push_back(Lease{*id, record->ttl_ms, record->keepalives});
+  }
+  return leases;
+}
+
 std::optional<Node> read_node(const ReadTxn& txn, std::string_view path, ReadPoint at) {
   if (at.past) {
     const auto cursor = txn.cursor(Table::History);

@@ -76,4 +76,20 @@ RangePage read_range(const ReadTxn& txn, std::string_view path, std::string_view
 // The live node record of `path` in the Nodes table, checked as it is read back.
 std::optional<NodeRecord> read_record(const ReadTxn& txn, std::string_view path);
 
+// Leases are not versioned: they are read at the current state only.
+std::optional<LeaseRecord> read_lease(const ReadTxn& txn, LeaseId lease);
+// The keys attached to `lease`, in path order.
+std::vector<std::string> read_lease_keys(const ReadTxn& txn, LeaseId lease);
+// Every lease, by id.
+std::vector<Lease> read_leases(const ReadTxn& txn);
+
+// A lease and its keys (StateMachine::lease_ttl). The remaining time is not here: it lives on
+// the leader's clock (kv/lease_clock.h).
+struct LeaseInfo {
+  Lease lease;
+  std::vector<std::string> keys;  // path order
+
+  bool operator==(const LeaseInfo&) const = default;
+};
+
 }  // namespace coord::kv

@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include "kv/layout.h"
 #include "kv/path.h"
@@ -90,6 +93,14 @@ bool valid_row(const SnapshotRow& row) {
     }
     case Table::Sessions: return row.key.size() == 8 && decode_session(row.value).has_value();
     case Table::SessionLru: return parse_session_lru_key(row.key).has_value() && row.value.empty();
+    case Table::Leases: {
+      const auto id = parse_lease_key(row.key);
+      return id && *id != 0 && decode_lease(row.value).has_value();
+    }
+    case Table::LeaseKeys: {
+      const auto key = parse_lease_keys_key(row.key);
+      return key && key->lease != 0 && valid_path(key->path) && row.value.empty();
+    }
   }
   return false;
 }
@@ -98,6 +109,47 @@ ParsedSnapshot invalid(std::string why) {
   ParsedSnapshot out;
   out.status = make_status(Error::InvalidRequest, fmt::format("invalid snapshot: {}", why));
   return out;
+}
+
+// The lease tables must agree with the nodes: the index holds exactly the (lease, path) of every
+// node with a lease, each of those leases exists and counts its keys, and no ephemeral node has
+// children. Returns why not, or "" when they agree.
+std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t lease_count) {
+  std::set<std::pair<LeaseId, std::string_view>> from_nodes, from_index;
+  std::map<LeaseId, std::uint64_t> counted;  // the key count of each lease record
+  for (const SnapshotRow& row : rows) {
+    switch (row.table) {
+      case Table::Nodes: {
+        const auto record = decode_record(row.value);  // checked by valid_row
+        if (record->node.lease == 0) break;
+        if (record->node.num_children != 0) return "an ephemeral node with children";
+        from_nodes.emplace(record->node.lease, row.key);
+        break;
+      }
+      case Table::Leases:
+        counted.emplace(*parse_lease_key(row.key), decode_lease(row.value)->keys);
+        break;
+      case Table::LeaseKeys: {
+        const auto key = parse_lease_keys_key(row.key);
+        from_index.emplace(key->lease, key->path);
+        break;
+      }
+      default: break;
+    }
+  }
+  if (from_nodes != from_index) return "the lease index disagrees with the nodes";
+  if (counted.size() != lease_count) return "lease count disagrees with the lease rows";
+  std::map<LeaseId, std::uint64_t> keys;
+  for (const auto& [lease, path] : from_index) keys[lease] += 1;
+  for (const auto& [lease, count] : keys) {
+    const auto it = counted.find(lease);
+    if (it == counted.end()) return "a key attached to a missing lease";
+    if (it->second != count) return "a lease's key count disagrees with its keys";
+  }
+  for (const auto& [lease, count] : counted) {
+    if (count != 0 && !keys.contains(lease)) return "a lease's key count disagrees with its keys";
+  }
+  return "";
 }
 
 }  // namespace
@@ -175,7 +227,7 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
 
   // The header must agree with the Meta rows it summarizes, and the root must exist.
   std::optional<std::uint64_t> meta_applied, meta_revision, meta_compact, meta_format,
-      meta_sessions;
+      meta_sessions, meta_lease_next, meta_lease_count;
   bool root = false;
   std::uint64_t sessions = 0, session_order = 0;
   for (const SnapshotRow& row : out.rows) {
@@ -188,6 +240,8 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
     if (row.key == meta_key::revision) meta_revision = decode_u64(row.value);
     if (row.key == meta_key::compact_revision) meta_compact = decode_u64(row.value);
     if (row.key == meta_key::format) meta_format = decode_u64(row.value);
+    if (row.key == meta_key::lease_next) meta_lease_next = decode_u64(row.value);
+    if (row.key == meta_key::lease_count) meta_lease_count = decode_u64(row.value);
   }
   if (meta_applied != out.header.applied_index || meta_revision != out.header.revision ||
       meta_compact != out.header.compact_revision || meta_format != layout_format) {
@@ -196,6 +250,10 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (!root) return invalid("no root node");
   if (meta_sessions != sessions || session_order != sessions) {
     return invalid("session count disagrees with the session rows");
+  }
+  if (!meta_lease_next || !meta_lease_count) return invalid("lease meta rows missing");
+  if (const std::string why = lease_mismatch(out.rows, *meta_lease_count); !why.empty()) {
+    return invalid(why);
   }
   return out;
 }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -37,6 +39,10 @@ Status not_found(std::string_view path) {
   return make_status(Error::NotFound, fmt::format("\"{}\" does not exist", path));
 }
 
+Status lease_not_found(LeaseId lease) {
+  return make_status(Error::LeaseNotFound, fmt::format("lease {} does not exist", lease));
+}
+
 std::size_t page_limit(std::size_t asked, std::size_t max) {
   return asked == 0 || asked > max ? max : asked;
 }
@@ -51,6 +57,8 @@ struct StateMachine::Batch {
   Revision revision = 0;
   Revision compact_revision = 0;
   std::size_t session_count = 0;
+  LeaseId lease_next = 0;
+  std::size_t lease_count = 0;
   std::vector<Event> events;
 };
 
@@ -82,6 +90,8 @@ void StateMachine::initialize() {
   txn->put(Table::Meta, meta_key::revision, encode_u64(0));
   txn->put(Table::Meta, meta_key::compact_revision, encode_u64(0));
   txn->put(Table::Meta, meta_key::session_count, encode_u64(0));
+  txn->put(Table::Meta, meta_key::lease_next, encode_u64(1));
+  txn->put(Table::Meta, meta_key::lease_count, encode_u64(0));
   txn->commit();
 }
 
@@ -91,6 +101,8 @@ void StateMachine::load_meta() {
   revision_ = meta_u64(*txn, meta_key::revision);
   compact_revision_ = meta_u64(*txn, meta_key::compact_revision);
   session_count_ = meta_u64(*txn, meta_key::session_count);
+  lease_next_ = meta_u64(*txn, meta_key::lease_next);
+  lease_count_ = meta_u64(*txn, meta_key::lease_count);
   COORD_ASSERT(compact_revision_ <= revision_, "compacted beyond the head");
 }
 
@@ -104,6 +116,8 @@ std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& e
   batch.revision = revision_;
   batch.compact_revision = compact_revision_;
   batch.session_count = session_count_;
+  batch.lease_next = lease_next_;
+  batch.lease_count = lease_count_;
   for (const AppliedEntry& entry : entries) {
     COORD_ASSERT(entry.index == batch.applied_index + 1,
                  "entries must follow the applied index without a gap");
@@ -115,12 +129,16 @@ std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& e
   txn.put(Table::Meta, meta_key::revision, encode_u64(batch.revision));
   txn.put(Table::Meta, meta_key::compact_revision, encode_u64(batch.compact_revision));
   txn.put(Table::Meta, meta_key::session_count, encode_u64(batch.session_count));
+  txn.put(Table::Meta, meta_key::lease_next, encode_u64(batch.lease_next));
+  txn.put(Table::Meta, meta_key::lease_count, encode_u64(batch.lease_count));
   txn.commit();  // throws StorageError, leaving every cached value as it was
 
   applied_index_ = batch.applied_index;
   revision_ = batch.revision;
   compact_revision_ = batch.compact_revision;
   session_count_ = batch.session_count;
+  lease_next_ = batch.lease_next;
+  lease_count_ = batch.lease_count;
   hub_.publish(batch.events, revision_);
   return results;
 }
@@ -196,7 +214,16 @@ void StateMachine::remember(Batch& batch, SessionId session, std::uint64_t seque
 
 Result StateMachine::apply_body(Batch& batch, const Body& body) {
   if (const auto* txn = std::get_if<Txn>(&body)) return apply_txn(batch, *txn);
-  return apply_compact(batch, std::get<Compact>(body));
+  if (const auto* compact = std::get_if<Compact>(&body)) return apply_compact(batch, *compact);
+  if (const auto* grant = std::get_if<LeaseGrant>(&body)) return apply_lease_grant(batch, *grant);
+  if (const auto* revoke = std::get_if<LeaseRevoke>(&body)) {
+    return end_lease(batch, revoke->id, std::nullopt);
+  }
+  if (const auto* keepalive = std::get_if<LeaseKeepAlive>(&body)) {
+    return apply_lease_keepalive(batch, *keepalive);
+  }
+  const auto& expire = std::get<LeaseExpire>(body);
+  return end_lease(batch, expire.id, expire.keepalives);
 }
 
 Result StateMachine::apply_txn(Batch& batch, const Txn& request) {
@@ -207,9 +234,32 @@ Result StateMachine::apply_txn(Batch& batch, const Txn& request) {
     result.revision = batch.revision;
     return result;
   }
-  // Write the whole effect in one place: the tree, its history, the change index and events.
+  write_changes(batch, outcome.changes, next);
+  result.revision = next;
+  return result;
+}
+
+// Writes the whole effect of one request in one place: the tree, its history, the change
+// index, the lease index and the events; the request gets revision `next`.
+void StateMachine::write_changes(Batch& batch, ChangeSet& changes, Revision next) {
+  COORD_ASSERT(!changes.empty() && next == batch.revision + 1, "an empty or misplaced write");
   WriteTxn& txn = *batch.txn;
-  for (auto& [path, change] : outcome.changes) {
+  std::map<LeaseId, std::int64_t> lease_delta;  // keys joining (+) and leaving (-) each lease
+  for (auto& [path, change] : changes) {
+    const LeaseId lease_before = change.before ? change.before->node.lease : 0;
+    const LeaseId lease_after = change.after ? change.after->node.lease : 0;
+    if (lease_before != lease_after) {
+      if (lease_before != 0) {
+        txn.erase(Table::LeaseKeys, lease_keys_key(lease_before, path));
+        lease_delta[lease_before] -= 1;
+      }
+      if (lease_after != 0) {
+        txn.put(Table::LeaseKeys, lease_keys_key(lease_after, path), "");
+        lease_delta[lease_after] += 1;
+      }
+    }
+    COORD_ASSERT(lease_after == 0 || change.after->node.num_children == 0,
+                 "an ephemeral node with children");
     ChangeKind kind = ChangeKind::Metadata;
     if (change.after) {
       NodeRecord& after = *change.after;
@@ -245,8 +295,100 @@ Result StateMachine::apply_txn(Batch& batch, const Txn& request) {
     if (change.before && kind != ChangeKind::Created) event.prev = std::move(change.before->node);
     batch.events.push_back(std::move(event));
   }
+  for (const auto& [lease, delta] : lease_delta) {
+    if (delta == 0) continue;
+    std::optional<LeaseRecord> record = read_lease(txn, lease);
+    COORD_ASSERT(record.has_value(), "a key attached to a missing lease");
+    const auto keys = static_cast<std::int64_t>(record->keys) + delta;
+    COORD_ASSERT(keys >= 0 && static_cast<std::uint64_t>(keys) <= limits_.lease_keys_max,
+                 "a lease's key count out of range");
+    record->keys = static_cast<std::uint64_t>(keys);
+    txn.put(Table::Leases, lease_key(lease), encode_lease(*record));
+  }
   batch.revision = next;
-  result.revision = next;
+}
+
+Result StateMachine::apply_lease_grant(Batch& batch, const LeaseGrant& grant) {
+  WriteTxn& txn = *batch.txn;
+  if (grant.ttl_ms == 0) {
+    return failed(make_status(Error::InvalidRequest, "a lease needs a TTL above 0"),
+                  batch.revision);
+  }
+  if (grant.id > lease_id_max) {
+    return failed(make_status(Error::InvalidRequest,
+                              fmt::format("lease id {} exceeds {}", grant.id, lease_id_max)),
+                  batch.revision);
+  }
+  if (grant.ttl_ms > limits_.lease_ttl_ms_max) {
+    return failed(make_status(Error::TooLarge,
+                              fmt::format("TTL of {} ms exceeds lease_ttl_ms_max ({})",
+                                          grant.ttl_ms, limits_.lease_ttl_ms_max)),
+                  batch.revision);
+  }
+  // Ids are never reused, so a client holding an old id can never keep someone else's lease
+  // alive: every id ever granted is below lease_next.
+  if (grant.id != 0 && grant.id < batch.lease_next) {
+    return failed(make_status(Error::LeaseExists,
+                              fmt::format("lease id {} is or was in use; ids from {} are free",
+                                          grant.id, batch.lease_next)),
+                  batch.revision);
+  }
+  if (batch.lease_count >= limits_.leases_max) {
+    return failed(make_status(Error::TooManyLeases,
+                              fmt::format("leases_max ({}) reached", limits_.leases_max)),
+                  batch.revision);
+  }
+  const LeaseId id = grant.id != 0 ? grant.id : batch.lease_next;
+  if (id > lease_id_max) {
+    return failed(make_status(Error::TooManyLeases, "lease ids exhausted"), batch.revision);
+  }
+  COORD_ASSERT(!read_lease(txn, id), "a lease at or above lease_next");
+  batch.lease_next = id + 1;
+  txn.put(Table::Leases, lease_key(id), encode_lease(LeaseRecord{grant.ttl_ms, 0, 0}));
+  batch.lease_count += 1;
+  Result result = failed({}, batch.revision);
+  result.lease.lease = Lease{id, grant.ttl_ms, 0};
+  return result;
+}
+
+Result StateMachine::apply_lease_keepalive(Batch& batch, const LeaseKeepAlive& keepalive) {
+  WriteTxn& txn = *batch.txn;
+  std::optional<LeaseRecord> record = read_lease(txn, keepalive.id);
+  if (!record) return failed(lease_not_found(keepalive.id), batch.revision);
+  record->keepalives += 1;
+  txn.put(Table::Leases, lease_key(keepalive.id), encode_lease(*record));
+  Result result = failed({}, batch.revision);
+  result.lease.lease = Lease{keepalive.id, record->ttl_ms, record->keepalives};
+  return result;
+}
+
+Result StateMachine::end_lease(Batch& batch, LeaseId id,
+                               std::optional<std::uint64_t> expected_keepalives) {
+  WriteTxn& txn = *batch.txn;
+  const std::optional<LeaseRecord> record = read_lease(txn, id);
+  if (!record) return failed(lease_not_found(id), batch.revision);
+  if (expected_keepalives && *expected_keepalives != record->keepalives) {
+    return failed(make_status(Error::LeaseRenewed,
+                              fmt::format("lease {} had {} keep-alives, the expiry saw {}", id,
+                                          record->keepalives, *expected_keepalives)),
+                  batch.revision);
+  }
+  Result result = failed({}, batch.revision);
+  result.lease.lease = Lease{id, record->ttl_ms, record->keepalives};
+  result.lease.deleted = read_lease_keys(txn, id);
+  COORD_ASSERT(result.lease.deleted.size() == record->keys, "lease index and key count differ");
+  if (!result.lease.deleted.empty()) {
+    // All of its keys go in one revision: one watch batch, one point in the history.
+    const Revision next = batch.revision + 1;
+    ChangeSet changes = delete_lease_keys(txn, result.lease.deleted, next, limits_);
+    write_changes(batch, changes, next);
+    result.revision = next;
+  }
+  const std::optional<LeaseRecord> emptied = read_lease(txn, id);
+  COORD_ASSERT(emptied && emptied->keys == 0, "a lease kept keys after deleting them");
+  txn.erase(Table::Leases, lease_key(id));
+  COORD_ASSERT(batch.lease_count > 0, "lease count below the leases");
+  batch.lease_count -= 1;
   return result;
 }
 
@@ -320,6 +462,29 @@ ReadResult<ListPage> StateMachine::list(std::string_view path, const ListOptions
   }
   out.value = read_children(*txn, path, options.start_after,
                             page_limit(options.limit, limits_.list_page_max), point);
+  return out;
+}
+
+ReadResult<LeaseInfo> StateMachine::lease_ttl(LeaseId id, bool with_keys) const {
+  ReadResult<LeaseInfo> out;
+  const auto txn = storage_.read();
+  const std::optional<LeaseRecord> record = read_lease(*txn, id);
+  if (!record) {
+    out.status = lease_not_found(id);
+    return out;
+  }
+  out.revision = revision_;
+  out.value.lease = Lease{id, record->ttl_ms, record->keepalives};
+  if (with_keys) out.value.keys = read_lease_keys(*txn, id);
+  return out;
+}
+
+ReadResult<std::vector<Lease>> StateMachine::leases() const {
+  ReadResult<std::vector<Lease>> out;
+  const auto txn = storage_.read();
+  out.revision = revision_;
+  out.value = read_leases(*txn);
+  COORD_ASSERT(out.value.size() == lease_count_, "lease count disagrees with the leases");
   return out;
 }
 

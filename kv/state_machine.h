@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "kv/limits.h"
 #include "kv/reads.h"
 #include "kv/storage.h"
+#include "kv/txn.h"
 #include "kv/types.h"
 #include "kv/watch.h"
 
@@ -73,10 +75,18 @@ class StateMachine final : private EventSource {
   ReadResult<ListPage> list(std::string_view path, const ListOptions& options = {}) const;
   ReadResult<RangePage> range(std::string_view path, const RangeOptions& options = {}) const;
 
+  // Leases, at the current state (they are not versioned). lease_ttl gives the granted TTL and
+  // keep-alive count, and the lease's keys when `with_keys`; LeaseNotFound when it is gone. The
+  // time left is the leader's to say (LeaseClock::remaining): only its clock counts down.
+  ReadResult<LeaseInfo> lease_ttl(LeaseId id, bool with_keys = true) const;
+  // Every lease, by id (at most leases_max).
+  ReadResult<std::vector<Lease>> leases() const;
+
   Index applied_index() const { return applied_index_; }
   Revision revision() const { return revision_; }
   Revision compact_revision() const { return compact_revision_; }
   std::size_t session_count() const { return session_count_; }
+  std::size_t lease_count() const { return lease_count_; }
   const Limits& limits() const { return limits_; }
 
   // Snapshots: a logical dump of every table taken in one read view.
@@ -102,6 +112,11 @@ class StateMachine final : private EventSource {
   Result apply_body(Batch& batch, const Body& body);
   Result apply_txn(Batch& batch, const Txn& txn);
   Result apply_compact(Batch& batch, const Compact& compact);
+  Result apply_lease_grant(Batch& batch, const LeaseGrant& grant);
+  Result apply_lease_keepalive(Batch& batch, const LeaseKeepAlive& keepalive);
+  // Revoke (no expected count) and expire (applied only if the keep-alive count still matches).
+  Result end_lease(Batch& batch, LeaseId id, std::optional<std::uint64_t> expected_keepalives);
+  void write_changes(Batch& batch, ChangeSet& changes, Revision next);
   void remember(Batch& batch, SessionId session, std::uint64_t sequence, Index index,
                 const Result& result);
   // Which state a read at `revision` sees, or why it cannot be served.
@@ -120,6 +135,8 @@ class StateMachine final : private EventSource {
   Revision revision_ = 0;
   Revision compact_revision_ = 0;
   std::size_t session_count_ = 0;
+  LeaseId lease_next_ = 0;
+  std::size_t lease_count_ = 0;
   WatchHub hub_;
 };
 

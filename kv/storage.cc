@@ -10,6 +10,8 @@ const char* table_name(Table table) {
     case Table::Changes: return "changes";
     case Table::Sessions: return "sessions";
     case Table::SessionLru: return "session_lru";
+    case Table::Leases: return "leases";
+    case Table::LeaseKeys: return "lease_keys";
   }
   return "?";
 }

@@ -24,8 +24,10 @@ enum class Table : std::uint8_t {
   Changes = 3,     // revision path -> change kind (what each revision touched, in order)
   Sessions = 4,    // session id -> last sequence, last applied index, encoded result
   SessionLru = 5,  // last applied index, session id -> "" (eviction order)
+  Leases = 6,      // lease id -> lease record (TTL, keep-alive count, key count)
+  LeaseKeys = 7,   // lease id path -> "" (the keys attached to each lease)
 };
-inline constexpr std::size_t table_count = 6;
+inline constexpr std::size_t table_count = 8;
 
 const char* table_name(Table table);
 

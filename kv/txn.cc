@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -60,6 +62,9 @@ Status check_op(const Op& op, const Limits& limits) {
   if (Status s = check_path(sequential ? op.path + zero_sequence : op.path); !s.ok()) return s;
   if (op.type == OpType::Delete && is_root(op.path)) {
     return make_status(Error::InvalidRequest, "the root cannot be deleted");
+  }
+  if (op.lease != 0 && !sequential && is_root(op.path)) {
+    return make_status(Error::InvalidRequest, "the root cannot take a lease");
   }
   if (op.value.size() > limits.value_bytes_max) {
     return make_status(Error::TooLarge,
@@ -171,15 +176,43 @@ class Executor {
     return {};
   }
 
+  // Counts a key joining `lease` (0: none), which must exist and have room.
+  Status attach(LeaseId lease) {
+    if (lease == 0) return {};
+    const std::optional<LeaseRecord> record = read_lease(state_, lease);
+    if (!record) {
+      return make_status(Error::LeaseNotFound, fmt::format("lease {} does not exist", lease));
+    }
+    std::int64_t& delta = lease_delta_[lease];
+    if (static_cast<std::int64_t>(record->keys) + delta >=
+        static_cast<std::int64_t>(limits_.lease_keys_max)) {
+      return make_status(Error::TooLarge, fmt::format("lease {} has lease_keys_max ({}) keys",
+                                                      lease, limits_.lease_keys_max));
+    }
+    delta += 1;
+    return {};
+  }
+
+  // Counts a key leaving `lease` (0: none).
+  void detach(LeaseId lease) {
+    if (lease != 0) lease_delta_[lease] -= 1;
+  }
+
   // Creates `path`, whose parent exists and which does not.
   Status create_node(std::string_view path, const std::string& value, LeaseId lease) {
     NodeChange& parent = touch(parent_of(path));
     COORD_ASSERT(parent.after.has_value(), "creating a node under a missing parent");
+    if (parent.after->node.lease != 0) {
+      return make_status(Error::NoChildrenForEphemerals,
+                         fmt::format("\"{}\" has a lease: it cannot have children",
+                                     parent_of(path)));
+    }
     parent.after->node.num_children += 1;
     parent.after->node.children_version += 1;
     NodeChange* change = nullptr;
     if (Status s = claim(path, change); !s.ok()) return s;
     COORD_ASSERT(!change->after.has_value(), "creating a node that exists");
+    if (Status s = attach(lease); !s.ok()) return s;
     NodeRecord record;
     record.node.value = value;
     record.node.create_revision = revision_;
@@ -226,6 +259,14 @@ class Executor {
     NodeChange* change = nullptr;
     if (Status s = claim(op.path, change); !s.ok()) return s;
     Node& n = change->after->node;
+    if (op.lease != 0 && n.num_children > 0) {
+      return make_status(Error::NoChildrenForEphemerals,
+                         fmt::format("\"{}\" has children: it cannot take a lease", op.path));
+    }
+    if (op.lease != n.lease) {
+      if (Status s = attach(op.lease); !s.ok()) return s;
+      detach(n.lease);
+    }
     n.value = op.value;
     n.mod_revision = revision_;
     n.version += 1;
@@ -271,6 +312,7 @@ class Executor {
     for (const std::string& path : doomed) {
       NodeChange* change = nullptr;
       if (Status s = claim(path, change); !s.ok()) return s;
+      detach(change->after->node.lease);
       change->after.reset();
     }
     NodeChange& parent = touch(parent_of(op.path));
@@ -320,6 +362,8 @@ class Executor {
   const Limits& limits_;
   ChangeSet changes_;
   std::size_t read_bytes_ = 0;
+  // Keys joining (+) and leaving (-) each lease in this request, for lease_keys_max.
+  std::map<LeaseId, std::int64_t> lease_delta_;
 };
 
 }  // namespace
@@ -386,6 +430,18 @@ TxnOutcome execute_txn(const ReadTxn& state, const Txn& txn, Revision revision,
   }
   out.changes = executor.take_changes();
   return out;
+}
+
+ChangeSet delete_lease_keys(const ReadTxn& state, const std::vector<std::string>& paths,
+                            Revision revision, const Limits& limits) {
+  Executor executor(state, revision, limits);
+  for (const std::string& path : paths) {
+    OpResult ignored;
+    const Status s = executor.run(Op::remove(path), ignored);
+    // Ephemeral nodes have no children and each key is listed once, so this cannot fail.
+    COORD_ASSERT(s.ok(), "deleting a lease's key failed");
+  }
+  return executor.take_changes();
 }
 
 }  // namespace coord::kv

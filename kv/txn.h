@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "kv/command.h"
 #include "kv/layout.h"
@@ -37,5 +38,10 @@ Status check_txn(const Txn& txn, const Limits& limits);
 // Runs `txn` as the write that gets revision `revision` (current revision + 1).
 TxnOutcome execute_txn(const ReadTxn& state, const Txn& txn, Revision revision,
                        const Limits& limits);
+
+// The deletion of a revoked or expired lease's keys (`paths`, each an existing node with no
+// children), as the write that gets revision `revision`.
+ChangeSet delete_lease_keys(const ReadTxn& state, const std::vector<std::string>& paths,
+                            Revision revision, const Limits& limits);
 
 }  // namespace coord::kv

@@ -1,7 +1,8 @@
 // A deliberately simple reference model of the key-value state machine, for the model-based
 // test. It shares no logic with kv/: it keeps a full copy of the tree for every revision, counts
 // children by scanning, validates paths only over the alphabet the generator uses, and finds
-// watch events by diffing consecutive trees. Slow and obviously right is the point.
+// watch events by diffing consecutive trees, and finds a lease's keys by scanning the tree. Slow
+// and obviously right is the point.
 #pragma once
 
 #include <map>
@@ -94,6 +95,17 @@ class Model {
   Revision compact_revision() const { return compact_; }
   Index applied() const { return applied_; }
   std::size_t sessions() const { return sessions_.size(); }
+  std::vector<LeaseId> lease_ids() const {
+    std::vector<LeaseId> ids;
+    for (const auto& [id, l] : leases_) ids.push_back(id);
+    return ids;
+  }
+  // The lowest id a grant may name: ids are never reused, so above every id granted so far.
+  LeaseId lease_free() const { return used_.empty() ? 1 : *used_.rbegin() + 1; }
+  std::uint64_t keepalives(LeaseId id) const {
+    const auto it = leases_.find(id);
+    return it == leases_.end() ? 0 : it->second.keepalives;
+  }
   const Tree& tree(Revision r) const { return history_.at(r); }
 
   Result noop(Index index) {
@@ -117,8 +129,21 @@ class Model {
         }
       }
     }
-    Result r = std::holds_alternative<Txn>(c.body) ? txn(std::get<Txn>(c.body))
-                                                   : compact(std::get<Compact>(c.body));
+    Result r;
+    if (const auto* t = std::get_if<Txn>(&c.body)) {
+      r = txn(*t);
+    } else if (const auto* k = std::get_if<Compact>(&c.body)) {
+      r = compact(*k);
+    } else if (const auto* g = std::get_if<LeaseGrant>(&c.body)) {
+      r = grant(*g);
+    } else if (const auto* v = std::get_if<LeaseRevoke>(&c.body)) {
+      r = end_lease(v->id, std::nullopt);
+    } else if (const auto* a = std::get_if<LeaseKeepAlive>(&c.body)) {
+      r = keepalive(*a);
+    } else {
+      const auto& e = std::get<LeaseExpire>(c.body);
+      r = end_lease(e.id, e.keepalives);
+    }
     if (c.session_id != 0) {
       sessions_[c.session_id] = Session{c.sequence, index, r};
       while (sessions_.size() > limits_.sessions_max) {
@@ -211,6 +236,23 @@ class Model {
     return out;
   }
 
+  ReadResult<LeaseInfo> lease_ttl(LeaseId id) const {
+    ReadResult<LeaseInfo> out;
+    const auto it = leases_.find(id);
+    if (it == leases_.end()) return with(out, err(Error::LeaseNotFound));
+    out.revision = revision();
+    out.value.lease = Lease{id, it->second.ttl, it->second.keepalives};
+    out.value.keys = keys_of(tree(revision()), id);
+    return out;
+  }
+
+  ReadResult<std::vector<Lease>> leases() const {
+    ReadResult<std::vector<Lease>> out;
+    out.revision = revision();
+    for (const auto& [id, l] : leases_) out.value.push_back(Lease{id, l.ttl, l.keepalives});
+    return out;
+  }
+
   // The events of revision r: a diff of the trees before and after it.
   std::vector<Event> events(Revision r) const {
     std::vector<Event> out;
@@ -248,6 +290,63 @@ class Model {
     Index index;
     Result result;
   };
+  struct MLease {
+    std::uint64_t ttl = 0;
+    std::uint64_t keepalives = 0;
+  };
+
+  // The nodes of `t` attached to `lease`, in path order.
+  static std::vector<std::string> keys_of(const Tree& t, LeaseId lease) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : t) {
+      if (v.lease == lease) keys.push_back(k);
+    }
+    return keys;
+  }
+
+  Result grant(const LeaseGrant& g) {
+    if (g.ttl_ms == 0 || g.id >= (1ull << 63)) return plain(err(Error::InvalidRequest));
+    if (g.ttl_ms > limits_.lease_ttl_ms_max) return plain(err(Error::TooLarge));
+    if (g.id != 0 && g.id < lease_free()) return plain(err(Error::LeaseExists));
+    if (leases_.size() >= limits_.leases_max) return plain(err(Error::TooManyLeases));
+    const LeaseId id = g.id != 0 ? g.id : lease_free();
+    if (id >= (1ull << 63)) return plain(err(Error::TooManyLeases));
+    used_.insert(id);
+    leases_[id] = MLease{g.ttl_ms, 0};
+    Result r = plain({});
+    r.lease.lease = Lease{id, g.ttl_ms, 0};
+    return r;
+  }
+
+  Result keepalive(const LeaseKeepAlive& a) {
+    const auto it = leases_.find(a.id);
+    if (it == leases_.end()) return plain(err(Error::LeaseNotFound));
+    it->second.keepalives += 1;
+    Result r = plain({});
+    r.lease.lease = Lease{a.id, it->second.ttl, it->second.keepalives};
+    return r;
+  }
+
+  Result end_lease(LeaseId id, std::optional<std::uint64_t> keepalives) {
+    const auto it = leases_.find(id);
+    if (it == leases_.end()) return plain(err(Error::LeaseNotFound));
+    if (keepalives && *keepalives != it->second.keepalives) {
+      return plain(err(Error::LeaseRenewed));
+    }
+    Result r = plain({});
+    r.lease.lease = Lease{id, it->second.ttl, it->second.keepalives};
+    r.lease.deleted = keys_of(tree(revision()), id);
+    leases_.erase(it);
+    if (r.lease.deleted.empty()) return r;
+    Tree t = tree(revision());
+    for (const std::string& k : r.lease.deleted) {
+      t.erase(k);
+      t[parent(k)].cversion += 1;
+    }
+    history_.push_back(std::move(t));
+    r.revision = revision();
+    return r;
+  }
 
   template <typename R>
   static R with(R r, Status s) {
@@ -290,6 +389,7 @@ class Model {
     const bool seq = op.type == OpType::Create && op.sequential;
     if (!valid_path(seq ? op.path + "0000000000" : op.path)) return err(Error::InvalidPath);
     if (op.type == OpType::Delete && op.path == "/") return err(Error::InvalidRequest);
+    if (op.lease != 0 && !seq && op.path == "/") return err(Error::InvalidRequest);
     if (op.value.size() > limits_.value_bytes_max) return err(Error::TooLarge);
     return {};
   }
@@ -353,9 +453,19 @@ class Model {
 
   static bool claim(Work& w, const std::string& p) { return w.claimed.insert(p).second; }
 
-  static Status make(Work& w, const std::string& p, const std::string& value, LeaseId lease) {
+  // A key joining `lease` in the work tree: the lease must exist and have room.
+  Status attach(const Work& w, LeaseId lease) const {
+    if (lease == 0) return {};
+    if (!leases_.count(lease)) return err(Error::LeaseNotFound);
+    if (keys_of(w.t, lease).size() >= limits_.lease_keys_max) return err(Error::TooLarge);
+    return {};
+  }
+
+  Status make(Work& w, const std::string& p, const std::string& value, LeaseId lease) const {
+    if (w.t.at(parent(p)).lease != 0) return err(Error::NoChildrenForEphemerals);
     w.t[parent(p)].cversion += 1;
     if (!claim(w, p)) return err(Error::InvalidRequest);
+    if (Status s = attach(w, lease); !s.ok()) return s;
     MNode n;
     n.value = value;
     n.create = n.mod = w.rev;
@@ -364,7 +474,7 @@ class Model {
     return {};
   }
 
-  static Status parents(Work& w, const std::string& p, bool create) {
+  Status parents(Work& w, const std::string& p, bool create) const {
     std::vector<std::string> missing;
     for (std::string q = parent(p); !w.t.count(q); q = parent(q)) {
       if (!create) return err(Error::NotFound);
@@ -394,6 +504,12 @@ class Model {
           return make(w, op.path, op.value, op.lease);
         } else {
           if (!claim(w, op.path)) return err(Error::InvalidRequest);
+          bool has_children = false;
+          for (const auto& [k, v] : w.t) has_children = has_children || is_child(op.path, k);
+          if (op.lease != 0 && has_children) return err(Error::NoChildrenForEphemerals);
+          if (op.lease != w.t.at(op.path).lease) {
+            if (Status s = attach(w, op.lease); !s.ok()) return s;
+          }
           MNode& n = w.t[op.path];
           n.value = op.value;
           n.mod = w.rev;
@@ -475,6 +591,8 @@ class Model {
   Revision compact_ = 0;
   Index applied_ = 0;
   std::map<SessionId, Session> sessions_;
+  std::map<LeaseId, MLease> leases_;
+  std::set<LeaseId> used_;  // every lease id ever granted
 };
 
 inline bool matches(const WatchFilter& f, const std::string& p) {

@@ -54,6 +54,9 @@ Limits model_limits() {
   l.watch_buffer_events_max = 24;
   l.watchers_max = 64;
   l.watch_replay_rows_max = 8;
+  l.leases_max = 4;
+  l.lease_keys_max = 3;
+  l.lease_ttl_ms_max = 1000;
   return l;
 }
 
@@ -81,6 +84,13 @@ class Generator {
     return rng_.pick(values);
   }
 
+  // Mostly a lease that exists, sometimes none or one that does not.
+  LeaseId lease(const Model& model) {
+    const std::vector<LeaseId> ids = model.lease_ids();
+    if (!ids.empty() && rng_.chance(80)) return rng_.pick(ids);
+    return rng_.below(8);
+  }
+
   Op op(const Model& model) {
     Op op;
     const std::uint64_t kind = rng_.below(100);
@@ -89,12 +99,13 @@ class Generator {
       op.type = OpType::Put;
       op.value = value(16);
       op.parents = rng_.chance(30);
-      op.lease = rng_.below(3);
+      if (rng_.chance(40)) op.lease = lease(model);
     } else if (kind < 65) {
       op.type = OpType::Create;
       op.value = value(16);
       op.parents = rng_.chance(30);
       op.sequential = rng_.chance(20);
+      if (rng_.chance(30)) op.lease = lease(model);
       if (op.sequential && rng_.chance(50)) op.path += rng_.chance(50) ? "/" : "-";
     } else if (kind < 85) {
       op.type = OpType::Delete;
@@ -104,7 +115,6 @@ class Generator {
       op.type = OpType::Get;
     }
     if (rng_.chance(2)) op.recursive = !op.recursive;  // sometimes a flag that does not fit
-    (void)model;
     return op;
   }
 
@@ -133,6 +143,27 @@ class Generator {
       // Mostly well behind the head, so past reads and replays have history to work on.
       const Revision lag = model.revision() - model.compact_revision();
       return Compact{model.compact_revision() + rng_.below(lag / 4 + 3)};
+    }
+    if (kind < 14) {
+      switch (rng_.below(5)) {
+        case 0:
+        case 1: {
+          LeaseGrant g;
+          if (rng_.chance(30)) {
+            g.id = rng_.chance(50) ? model.lease_free() + rng_.below(2) : 1 + rng_.below(6);
+          }
+          g.ttl_ms = rng_.chance(5) ? 0 : (rng_.chance(5) ? 1001 : 1 + rng_.below(1000));
+          return g;
+        }
+        case 2: return LeaseRevoke{lease(model)};
+        case 3: return LeaseKeepAlive{lease(model)};
+        default: {
+          // As the leader's clock would propose it, or stale (a keep-alive came in between).
+          const LeaseId id = lease(model);
+          const std::uint64_t seen = model.keepalives(id);
+          return LeaseExpire{id, rng_.chance(75) ? seen : rng_.below(seen + 2)};
+        }
+      }
     }
     Txn t;
     if (kind < 55) {
@@ -255,6 +286,13 @@ void check_read(const ReadResult<T>& got, const ReadResult<T>& want) {
 
 void compare_reads(Generator& gen, const Model& model, StateMachine& sm) {
   Rng& rng = gen.rng();
+  if (rng.chance(20)) {
+    const LeaseId id = rng.below(8);
+    CAPTURE(id);
+    check_read(sm.lease_ttl(id), model.lease_ttl(id));
+    check_read(sm.leases(), model.leases());
+    CHECK(sm.lease_count() == model.lease_ids().size());
+  }
   for (int i = 0; i < 3; ++i) {
     const std::string path = gen.path();
     Revision rev = 0;
@@ -371,6 +409,9 @@ void run_model_test(std::uint64_t seed, int entries_total) {
       want.push_back(strip(model_apply(model, model.applied() + 1, batch.back())));
       outcomes[to_string(want.back().status.error)] += 1;
       if (want.back().ok() && !want.back().succeeded) outcomes["else-branch"] += 1;
+      if (want.back().ok() && !want.back().lease.deleted.empty()) {
+        outcomes["lease-keys-deleted"] += 1;
+      }
     }
     applied += static_cast<int>(batch_size);
     std::vector<Replica*> all;
@@ -437,6 +478,12 @@ void run_model_test(std::uint64_t seed, int entries_total) {
       const auto& t = model.tree(rev);
       for (const auto& [k, v] : t) want.push_back(KeyValue{k, kvmodel::to_node(t, k)});
       CHECK(all_nodes(r->sm(), rev) == want);
+    }
+  }
+  for (auto* r : {replicas[0].get(), replicas[1].get(), joined.get()}) {
+    check_read(r->sm().leases(), model.leases());
+    for (const LeaseId id : model.lease_ids()) {
+      check_read(r->sm().lease_ttl(id), model.lease_ttl(id));
     }
   }
   const std::string snapshot = replicas[0]->sm().snapshot();

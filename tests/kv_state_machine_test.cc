@@ -39,6 +39,7 @@ TEST_CASE("kv sm: create, get, put, delete and their metadata") {
     CHECK(r.op(Op::create("/app", "again")).status.error == Error::AlreadyExists);
     CHECK(r->revision() == 1);  // a failed request does not move the revision
 
+    REQUIRE(r.grant(1000, 7).ok());  // a lease must exist to be attached
     res = r.op(Op::put("/app", "v2", 7));
     REQUIRE(res.ok());
     CHECK_FALSE(res.ops[0].created);

@@ -89,6 +89,17 @@ class Replica {
     c.body = Compact{revision};
     return apply(c);
   }
+  Result body(Body body) {
+    Command c;
+    c.body = std::move(body);
+    return apply(c);
+  }
+  Result grant(std::uint64_t ttl_ms, LeaseId id = 0) { return body(LeaseGrant{id, ttl_ms}); }
+  Result revoke(LeaseId id) { return body(LeaseRevoke{id}); }
+  Result keepalive(LeaseId id) { return body(LeaseKeepAlive{id}); }
+  Result expire(LeaseId id, std::uint64_t keepalives) {
+    return body(LeaseExpire{id, keepalives});
+  }
 
  private:
   Backend backend_;
