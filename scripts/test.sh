@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds coord twice (Release, and ASan+UBSan), runs the unit tests in both and then the
+# simulation sweep. Installs its own dependencies. Stops at the first failure and exits non-zero.
+# The last line of output is a test summary: the sim's "N passed, M failed", or ctest's summary
+# line when unit tests fail.
+#   COORD_SIM_SEEDS       seeds for the Release sweep (default 300)
+#   COORD_SIM_ASAN_SEEDS  seeds for the sanitizer sweep (default 40)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+# Runs ctest in one build dir; on failure repeats ctest's summary line last so CI sees it.
+unit_tests() {
+  local dir="$1" log
+  log="$(mktemp)"
+  set +e
+  ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    section "FAILED: unit tests in $dir"
+    grep -E 'tests passed, [0-9]+ tests? failed out of' "$log" | tail -n 1 || echo "ctest exited with $status"
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+}
+
+# Sanitizer failures must stop the run and say where.
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export ASAN_OPTIONS="abort_on_error=0:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+
+section "dependencies"
+bash scripts/install-deps.sh
+
+section "build: release"
+bash scripts/build.sh release
+section "unit tests: release"
+unit_tests build/release
+
+section "build: asan+ubsan"
+bash scripts/build.sh asan
+section "unit tests: asan+ubsan"
+unit_tests build/asan
+
+# The coord-sim summary ("N passed, M failed") is its last line, and the release sweep runs last,
+# so it closes the output.
+asan_seeds="${COORD_SIM_ASAN_SEEDS:-40}"
+section "simulation: asan+ubsan, seeds 1..$asan_seeds"
+build/asan/bin/coord-sim --seeds "1..$asan_seeds" --faults all
+
+release_seeds="${COORD_SIM_SEEDS:-300}"
+section "simulation: release, seeds 1..$release_seeds"
+build/release/bin/coord-sim --seeds "1..$release_seeds" --faults all
