@@ -17,11 +17,6 @@ inline constexpr bool kBugVoteWithoutLogCheck = true;
 #else
 inline constexpr bool kBugVoteWithoutLogCheck = false;
 #endif
-#if defined(COORD_RAFT_BUG_COMMIT_BEYOND_MATCH)
-inline constexpr bool kBugCommitBeyondMatch = true;
-#else
-inline constexpr bool kBugCommitBeyondMatch = false;
-#endif
 #if defined(COORD_RAFT_BUG_READ_WITHOUT_QUORUM)
 inline constexpr bool kBugReadWithoutQuorum = true;
 #else
@@ -408,7 +403,7 @@ void Node::handle_append(const Message& m) {
     Index last_new = m.index + m.entries.size();
     // Only what this message proved to match may be committed: entries after it may be a stale
     // tail from an older term.
-    commit_to(std::min(m.commit, kBugCommitBeyondMatch ? log_.last_index() : last_new));
+    commit_to(std::min(m.commit, last_new));
     resp.index = last_new;
   } else {
     // Fast back-off: point the leader at the last entry that could match, skipping a whole
