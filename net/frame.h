@@ -29,7 +29,10 @@ inline constexpr std::size_t frame_payload_bytes_max = std::size_t{128} << 20;
 // What the payload is. Kinds a receiver does not know are its dispatcher's call (refuse or
 // skip), not the reader's: the frame boundary is intact either way.
 enum class FrameKind : std::uint8_t {
-  RaftMessage = 1,  // net/raft_codec.h
+  RaftMessage = 1,     // net/raft_codec.h
+  ClientRequest = 2,   // net/client_codec.h, client -> replica
+  ClientResponse = 3,  // net/client_codec.h, replica -> client
+  PeerHello = 4,       // net/peer_codec.h: first frame on a replica-to-replica connection
 };
 
 struct Frame {

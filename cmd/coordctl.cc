@@ -1,0 +1,493 @@
+// coordctl: the command-line client of a coord cluster.
+//
+//   coordctl [--endpoints host:port,...] [--json] [--timeout D] COMMAND [ARGS]
+//
+// Endpoints come from --endpoints, else $COORD_ENDPOINTS, else the local cluster that
+// scripts/run.sh starts. Each invocation is one client session: a write that is retried (after
+// a leader change, say) carries the same session and sequence, so it is applied at most once.
+// The retry logic lives in net/client.h; this file parses arguments and prints.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kv/command.h"
+#include "net/client.h"
+#include "net/client_messages.h"
+#include "net/txn_text.h"
+
+namespace {
+
+using coord::net::ClientRequest;
+using coord::net::ClientResponse;
+using coord::net::ErrorCode;
+using coord::net::RequestKind;
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRefused = 1;      // the service answered with an error (not found, compare failed, ...)
+constexpr int kExitUsage = 2;        // bad arguments
+constexpr int kExitUnavailable = 3;  // no answer: no leader, unreachable, timed out (outcome unknown)
+
+constexpr const char* kDefaultEndpoints = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
+
+struct Globals {
+  std::string endpoints;
+  bool json = false;
+  std::string timeout = "10s";
+};
+
+// "500ms", "5s", "2m", "1.5s" or a bare number of seconds.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::size_t unit_at = text.find_first_not_of("0123456789.");
+  const std::string number = text.substr(0, unit_at);
+  const std::string unit = unit_at == std::string::npos ? "s" : text.substr(unit_at);
+  if (number.empty()) return std::nullopt;
+  double value = 0;
+  try {
+    std::size_t used = 0;
+    value = std::stod(number, &used);
+    if (used != number.size()) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  double ms = 0;
+  if (unit == "ms") {
+    ms = value;
+  } else if (unit == "s") {
+    ms = value * 1000;
+  } else if (unit == "m") {
+    ms = value * 60'000;
+  } else {
+    return std::nullopt;
+  }
+  if (ms < 1 || ms > 24 * 3600 * 1000.0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(ms));
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json node_json(const std::string& path, const coord::kv::Node& n, bool with_value) {
+  json j{{"path", path},
+         {"create_revision", n.create_revision},
+         {"mod_revision", n.mod_revision},
+         {"version", n.version},
+         {"num_children", n.num_children},
+         {"children_version", n.children_version},
+         {"lease", n.lease},
+         {"value_bytes", n.value.size()}};
+  if (with_value) j["value"] = n.value;
+  return j;
+}
+
+class Ctl {
+ public:
+  Ctl(const Globals& globals, coord::net::ClientOptions options) : globals_(globals), client_(std::move(options)) {}
+
+  coord::net::Client& client() { return client_; }
+  bool json_output() const { return globals_.json; }
+
+  // Prints the error of a failed response on stderr and returns the exit status for it.
+  int fail(const ClientResponse& r) const {
+    const auto code = static_cast<unsigned>(r.error);
+    if (globals_.json) {
+      json j{{"error", coord::net::to_string(r.error)}, {"code", code}, {"message", r.message}};
+      if (r.leader) j["leader"] = {{"id", r.leader->id}, {"name", r.leader->name}, {"client_address", r.leader->client_address}};
+      if (r.compact_revision != 0) j["compact_revision"] = r.compact_revision;
+      std::cerr << dump(j) << "\n";
+    } else {
+      std::cerr << fmt::format("coordctl: {} ({}): {}\n", coord::net::to_string(r.error), code, r.message);
+    }
+    return coord::net::retryable(r.error) ? kExitUnavailable : kExitRefused;
+  }
+
+  void print(const json& j) const { std::cout << dump(j) << "\n"; }
+
+ private:
+  const Globals& globals_;
+  coord::net::Client client_;
+};
+
+ClientRequest read_request(RequestKind kind, const std::string& path, std::uint64_t revision, bool serializable) {
+  ClientRequest r;
+  r.kind = kind;
+  r.path = path;
+  r.revision = revision;
+  r.serializable = serializable;
+  return r;
+}
+
+int cmd_get(Ctl& ctl, const std::string& path, std::uint64_t revision, bool serializable, bool stat_only) {
+  const ClientResponse r = ctl.client().call(read_request(RequestKind::Get, path, revision, serializable));
+  if (!r.ok()) return ctl.fail(r);
+  if (!r.node) return ctl.fail(coord::net::error_response(r.id, ErrorCode::NotFound, path));
+  if (ctl.json_output()) {
+    json j = node_json(path, *r.node, !stat_only);
+    j["revision"] = r.revision;
+    ctl.print(j);
+  } else if (stat_only) {
+    const coord::kv::Node& n = *r.node;
+    std::cout << fmt::format(
+        "path: {}\ncreate_revision: {}\nmod_revision: {}\nversion: {}\nnum_children: {}\n"
+        "children_version: {}\nlease: {}\nvalue_bytes: {}\nrevision: {}\n",
+        path, n.create_revision, n.mod_revision, n.version, n.num_children, n.children_version, n.lease,
+        n.value.size(), r.revision);
+  } else {
+    std::cout << r.node->value << "\n";
+  }
+  return kExitOk;
+}
+
+int cmd_ls(Ctl& ctl, const std::string& path, std::uint64_t revision, bool serializable) {
+  std::vector<std::string> names;
+  std::uint64_t served_at = revision;
+  std::string start_after;
+  // Pages are read at one revision (the first page's), so the listing is one consistent view.
+  for (;;) {
+    ClientRequest request = read_request(RequestKind::List, path, served_at, serializable);
+    request.start_after = start_after;
+    const ClientResponse r = ctl.client().call(request);
+    if (!r.ok()) return ctl.fail(r);
+    served_at = r.revision;
+    names.insert(names.end(), r.names.begin(), r.names.end());
+    if (!r.more || r.names.empty()) break;
+    start_after = r.names.back();
+  }
+  if (ctl.json_output()) {
+    ctl.print(json{{"path", path}, {"children", names}, {"revision", served_at}});
+  } else {
+    for (const std::string& name : names) std::cout << name << "\n";
+  }
+  return kExitOk;
+}
+
+int cmd_range(Ctl& ctl, const std::string& path, std::uint64_t revision, bool serializable, bool keys_only) {
+  std::uint64_t served_at = revision;
+  std::string start_after;
+  json nodes = json::array();
+  for (;;) {
+    ClientRequest request = read_request(RequestKind::Range, path, served_at, serializable);
+    request.start_after = start_after;
+    request.keys_only = keys_only;
+    const ClientResponse r = ctl.client().call(request);
+    if (!r.ok()) return ctl.fail(r);
+    served_at = r.revision;
+    for (const coord::kv::KeyValue& kv : r.nodes) {
+      if (ctl.json_output()) {
+        nodes.push_back(node_json(kv.path, kv.node, !keys_only));
+      } else if (keys_only) {
+        std::cout << kv.path << "\n";
+      } else {
+        std::cout << kv.path << " = " << kv.node.value << "\n";
+      }
+    }
+    if (!r.more || r.nodes.empty()) break;
+    start_after = r.nodes.back().path;
+  }
+  if (ctl.json_output()) ctl.print(json{{"path", path}, {"nodes", nodes}, {"revision", served_at}});
+  return kExitOk;
+}
+
+json op_result_json(const coord::kv::OpResult& op) {
+  json j{{"type", coord::kv::to_string(op.type)}, {"path", op.path}};
+  if (op.node) j["node"] = node_json(op.path, *op.node, true);
+  if (op.type == coord::kv::OpType::Put) j["created"] = op.created;
+  if (op.type == coord::kv::OpType::Delete) j["deleted"] = op.deleted;
+  return j;
+}
+
+// Put, create, delete, cas: a transaction with one operation (or a compare-and-set).
+int cmd_write(Ctl& ctl, coord::kv::Txn txn) {
+  const ClientResponse r = ctl.client().write(std::move(txn));
+  if (!r.ok()) return ctl.fail(r);
+  const coord::kv::Result& result = *r.result;
+  if (ctl.json_output()) {
+    json j{{"revision", result.revision}};
+    if (!result.ops.empty()) {
+      const coord::kv::OpResult& op = result.ops.front();
+      j["path"] = op.path;
+      if (op.type == coord::kv::OpType::Put) j["created"] = op.created;
+      if (op.type == coord::kv::OpType::Delete) j["deleted"] = op.deleted;
+    }
+    ctl.print(j);
+    return kExitOk;
+  }
+  if (result.ops.empty()) {
+    std::cout << fmt::format("OK revision={}\n", result.revision);
+    return kExitOk;
+  }
+  const coord::kv::OpResult& op = result.ops.front();
+  switch (op.type) {
+    case coord::kv::OpType::Create:
+      std::cout << fmt::format("{} revision={}\n", op.path, result.revision);
+      break;
+    case coord::kv::OpType::Delete:
+      std::cout << fmt::format("deleted {} node(s) revision={}\n", op.deleted, result.revision);
+      break;
+    default:
+      std::cout << fmt::format("OK revision={}\n", result.revision);
+      break;
+  }
+  return kExitOk;
+}
+
+int cmd_txn(Ctl& ctl) {
+  const std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  std::string error;
+  auto txn = coord::net::parse_txn_text(text, &error);
+  if (!txn) {
+    std::cerr << "coordctl: txn: " << error << "\n";
+    return kExitUsage;
+  }
+  const ClientResponse r = ctl.client().write(std::move(*txn));
+  if (!r.ok()) return ctl.fail(r);
+  const coord::kv::Result& result = *r.result;
+  if (ctl.json_output()) {
+    json ops = json::array();
+    for (const auto& op : result.ops) ops.push_back(op_result_json(op));
+    ctl.print(json{{"succeeded", result.succeeded}, {"revision", result.revision}, {"ops", ops}});
+    return kExitOk;
+  }
+  std::cout << fmt::format("{} revision={}\n", result.succeeded ? "then" : "else", result.revision);
+  for (const auto& op : result.ops) {
+    switch (op.type) {
+      case coord::kv::OpType::Get:
+        std::cout << fmt::format("get {} {}\n", op.path, op.node ? fmt::format("= {}", op.node->value) : "(missing)");
+        break;
+      case coord::kv::OpType::Put:
+        std::cout << fmt::format("put {}{}\n", op.path, op.created ? " (created)" : "");
+        break;
+      case coord::kv::OpType::Create:
+        std::cout << fmt::format("create {}\n", op.path);
+        break;
+      case coord::kv::OpType::Delete:
+        std::cout << fmt::format("delete {} ({} node(s))\n", op.path, op.deleted);
+        break;
+    }
+  }
+  return kExitOk;
+}
+
+// Asks every endpoint for its own view, so a member that is down shows up as such.
+int cmd_status(Ctl& ctl, const std::vector<std::string>& endpoints) {
+  json all = json::array();
+  int status = kExitOk;
+  if (!ctl.json_output()) {
+    std::cout << fmt::format("{:<22} {:<8} {:>3} {:<13} {:>6} {:>6} {:>8} {:>8} {:>8}\n", "ENDPOINT", "NAME", "ID",
+                             "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "REVISION");
+  }
+  for (const std::string& endpoint : endpoints) {
+    ClientRequest request;
+    request.kind = RequestKind::Status;
+    const ClientResponse r = ctl.client().call_endpoint(endpoint, request);
+    if (!r.ok() || !r.status) {
+      status = kExitUnavailable;
+      if (ctl.json_output()) {
+        all.push_back(json{{"endpoint", endpoint}, {"error", coord::net::to_string(r.error)}, {"message", r.message}});
+      } else {
+        std::cout << fmt::format("{:<22} {}: {}\n", endpoint, coord::net::to_string(r.error), r.message);
+      }
+      continue;
+    }
+    const coord::net::StatusInfo& s = *r.status;
+    if (ctl.json_output()) {
+      all.push_back(json{{"endpoint", endpoint}, {"id", s.id}, {"name", s.name}, {"cluster", s.cluster},
+                         {"role", s.role}, {"leader", s.leader}, {"term", s.term}, {"commit", s.commit},
+                         {"applied", s.applied}, {"log_first", s.log_first}, {"log_last", s.log_last},
+                         {"snapshot_index", s.snapshot_index}, {"revision", s.revision},
+                         {"compact_revision", s.compact_revision}});
+    } else {
+      std::cout << fmt::format("{:<22} {:<8} {:>3} {:<13} {:>6} {:>6} {:>8} {:>8} {:>8}\n", endpoint, s.name, s.id,
+                               s.role, s.term, s.leader, s.commit, s.applied, s.revision);
+    }
+  }
+  if (ctl.json_output()) ctl.print(all);
+  return status;
+}
+
+int cmd_member_list(Ctl& ctl) {
+  ClientRequest request;
+  request.kind = RequestKind::MemberList;
+  const ClientResponse r = ctl.client().call(request);
+  if (!r.ok()) return ctl.fail(r);
+  if (ctl.json_output()) {
+    json all = json::array();
+    for (const auto& m : r.members) {
+      all.push_back(json{{"id", m.id}, {"name", m.name}, {"peer_address", m.peer_address},
+                         {"client_address", m.client_address}, {"voter", m.voter}, {"learner", m.learner},
+                         {"leader", m.leader}});
+    }
+    ctl.print(all);
+    return kExitOk;
+  }
+  std::cout << fmt::format("{:>3} {:<10} {:<22} {:<22} {:<8} {}\n", "ID", "NAME", "PEER", "CLIENT", "ROLE", "LEADER");
+  for (const auto& m : r.members) {
+    std::cout << fmt::format("{:>3} {:<10} {:<22} {:<22} {:<8} {}\n", m.id, m.name, m.peer_address,
+                             m.client_address.empty() ? "?" : m.client_address,
+                             m.voter ? "voter" : (m.learner ? "learner" : "-"), m.leader ? "*" : "");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"coordctl: command-line client of the coord coordination service"};
+  app.footer(fmt::format(
+      "Endpoints: --endpoints, else $COORD_ENDPOINTS, else {}.\n"
+      "Exit status: 0 ok; 1 the service refused the request (its error code is printed on stderr,\n"
+      "e.g. not-found (2), already-exists (3), compare-failed (5)); 2 bad usage; 3 no answer\n"
+      "(no leader, unreachable, timed out: a write's outcome is then unknown).",
+      kDefaultEndpoints));
+  app.require_subcommand(1);
+  // Global flags may also follow the command: `coordctl get /a --json`.
+  app.fallthrough();
+  Globals globals;
+  app.add_option("--endpoints", globals.endpoints, "Client addresses, host:port[,host:port...]");
+  app.add_flag("--json", globals.json, "Print JSON (errors too, on stderr)");
+  app.add_option("--timeout", globals.timeout, "Give up after this long, retries included (500ms, 5s, 1m)")
+      ->capture_default_str();
+
+  std::string path;
+  std::string value;
+  std::uint64_t revision = 0;
+  bool serializable = false;
+  bool parents = false;
+  bool sequential = false;
+  bool recursive = false;
+  bool keys_only = false;
+  std::optional<std::uint64_t> expect_version;
+  std::optional<std::string> expect_value;
+
+  auto add_read_flags = [&](CLI::App* c) {
+    c->add_option("--rev", revision, "Read at this past revision (default: the current one)");
+    c->add_flag("--serializable", serializable,
+                "Serve from the contacted member's state without confirming with the leader (may be stale)");
+  };
+
+  CLI::App* get = app.add_subcommand("get", "Print a node's value");
+  get->add_option("key", path, "Path, e.g. /app/config")->required();
+  add_read_flags(get);
+
+  CLI::App* stat = app.add_subcommand("stat", "Print a node's metadata");
+  stat->add_option("key", path)->required();
+  add_read_flags(stat);
+
+  CLI::App* ls = app.add_subcommand("ls", "List a node's children");
+  ls->add_option("key", path)->required();
+  add_read_flags(ls);
+
+  CLI::App* range = app.add_subcommand("range", "Print a subtree (the node and its descendants)");
+  range->add_option("key", path)->required();
+  add_read_flags(range);
+  range->add_flag("--keys-only", keys_only, "Paths only");
+
+  CLI::App* put = app.add_subcommand("put", "Create or replace a node's value");
+  put->add_option("key", path)->required();
+  put->add_option("value", value)->required();
+  put->add_flag("--parents", parents, "Create missing ancestors (empty values)");
+
+  CLI::App* create = app.add_subcommand("create", "Create a node that must not exist");
+  create->add_option("key", path, "Path; with --sequential a prefix the name is appended to")->required();
+  create->add_option("value", value);
+  create->add_flag("--sequential", sequential, "Append the parent's next 10-digit counter to the name");
+  create->add_flag("--parents", parents, "Create missing ancestors (empty values)");
+
+  CLI::App* del = app.add_subcommand("delete", "Delete a node");
+  del->add_option("key", path)->required();
+  del->add_flag("--recursive", recursive, "Delete its descendants too");
+
+  CLI::App* cas = app.add_subcommand("cas", "Compare-and-set: write only if the node is as expected");
+  cas->add_option("key", path)->required();
+  cas->add_option("value", value)->required();
+  auto* ev = cas->add_option("--expect-version", expect_version, "Write only if the node's version is N");
+  auto* evl = cas->add_option("--expect-value", expect_value, "Write only if the node's value is V");
+  ev->excludes(evl);
+  evl->excludes(ev);
+
+  CLI::App* txn = app.add_subcommand(
+      "txn",
+      "Run a transaction read from stdin, one statement a line:\n"
+      "  compare exists|missing PATH\n"
+      "  compare version|create_revision|mod_revision PATH =|!=|<|> N\n"
+      "  compare value PATH =|!=|<|> TEXT...\n"
+      "  then\n"
+      "  put [--parents] PATH TEXT...\n"
+      "  create [--parents] [--sequential] PATH TEXT...\n"
+      "  delete [--recursive] PATH\n"
+      "  get PATH\n"
+      "  else\n"
+      "  (operations as above)\n"
+      "'#' starts a comment line. TEXT is the rest of the line, literally.");
+
+  CLI::App* status = app.add_subcommand("status", "Show every endpoint's role, term, commit and applied index");
+
+  CLI::App* member = app.add_subcommand("member", "Cluster membership");
+  member->require_subcommand(1);
+  CLI::App* member_list = member->add_subcommand("list", "List the members and their addresses");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (*cas && !expect_version && !expect_value) {
+    std::cerr << "coordctl: cas needs --expect-version N or --expect-value V\n";
+    return kExitUsage;
+  }
+
+  std::string endpoints_text = globals.endpoints;
+  if (endpoints_text.empty()) {
+    const char* env = std::getenv("COORD_ENDPOINTS");
+    endpoints_text = env != nullptr && *env != '\0' ? env : kDefaultEndpoints;
+  }
+  coord::net::ClientOptions options;
+  options.endpoints = coord::net::split_endpoints(endpoints_text);
+  if (options.endpoints.empty()) {
+    std::cerr << "coordctl: no endpoints\n";
+    return kExitUsage;
+  }
+  const auto timeout = parse_duration(globals.timeout);
+  if (!timeout) {
+    std::cerr << "coordctl: --timeout " << globals.timeout << " is not a duration (500ms, 5s, 1m)\n";
+    return kExitUsage;
+  }
+  options.timeout = *timeout;
+  options.attempt_timeout = std::min(options.attempt_timeout, *timeout);
+  Ctl ctl(globals, options);
+
+  using coord::kv::Op;
+  if (*get) return cmd_get(ctl, path, revision, serializable, false);
+  if (*stat) return cmd_get(ctl, path, revision, serializable, true);
+  if (*ls) return cmd_ls(ctl, path, revision, serializable);
+  if (*range) return cmd_range(ctl, path, revision, serializable, keys_only);
+  if (*put) {
+    Op op = Op::put(path, value);
+    op.parents = parents;
+    return cmd_write(ctl, coord::kv::single(std::move(op)));
+  }
+  if (*create) {
+    Op op = sequential ? Op::create_sequential(path, value) : Op::create(path, value);
+    op.parents = parents;
+    return cmd_write(ctl, coord::kv::single(std::move(op)));
+  }
+  if (*del) return cmd_write(ctl, coord::kv::single(Op::remove(path, recursive)));
+  if (*cas) {
+    return cmd_write(ctl, expect_version ? coord::kv::compare_and_set_version(path, *expect_version, value)
+                                         : coord::kv::compare_and_set_value(path, *expect_value, value));
+  }
+  if (*txn) return cmd_txn(ctl);
+  if (*status) return cmd_status(ctl, options.endpoints);
+  if (*member_list) return cmd_member_list(ctl);
+  std::cerr << "coordctl: no command\n";
+  return kExitUsage;
+}

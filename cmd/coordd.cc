@@ -1,0 +1,125 @@
+// coordd: one replica of a coord cluster.
+//
+//   coordd --name n1 --data-dir DIR --listen-peer 127.0.0.1:7001 --listen-client 127.0.0.1:7101
+//          --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
+//
+// Member ids come from the initial cluster (position of the name in the sorted list, from 1);
+// the data directory remembers its cluster and member and refuses another. Restarting with the
+// same flags resumes from the data directory. SIGINT/SIGTERM stop it cleanly.
+//
+// Exit status: 0 stopped cleanly, 1 failed (startup or a storage error while running),
+// 2 bad usage or configuration.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "kv/error.h"
+#include "kv/storage.h"
+#include "net/data_dir.h"
+#include "net/server.h"
+#include "net/uv_util.h"
+#include "storage/lmdb_log_store.h"
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace coord;
+
+  CLI::App app{"coordd: a replica of the coord coordination service"};
+  app.footer(
+      "Exit status: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed (startup or storage error), "
+      "2 bad usage or configuration.");
+  net::ServerOptions options;
+  std::string log_level = "info";
+  std::uint64_t snapshot_every = options.host.snapshot_every_entries;
+  std::uint64_t request_timeout_ms = 5000;
+
+  app.add_option("--name", options.name, "This member's name in --initial-cluster")->required();
+  app.add_option("--data-dir", options.data_dir, "Directory for the Raft log and the state (created if missing)")
+      ->required();
+  app.add_option("--listen-peer", options.listen_peer, "host:port for replica-to-replica traffic")->required();
+  app.add_option("--listen-client", options.listen_client, "host:port for clients (port 0: any free port)")
+      ->required();
+  app.add_option("--initial-cluster", options.initial_cluster,
+                 "Every member as name=peer-host:port, comma-separated (the same on every member)")
+      ->required();
+  app.add_option("--cluster-token", options.cluster_token,
+                 "Cluster identity; default: derived from --initial-cluster");
+  app.add_option("--advertise-client", options.advertise_client,
+                 "Client address other members hand out for this one (default: the bound --listen-client)");
+  app.add_option("--tick-ms", options.tick_ms, "Raft tick interval in milliseconds")->capture_default_str();
+  app.add_option("--election-ticks", options.host.raft.election_ticks,
+                 "Ticks without a leader before a follower campaigns (randomized up to twice this)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-ticks", options.host.raft.heartbeat_ticks, "Ticks between leader heartbeats")
+      ->capture_default_str();
+  app.add_option("--snapshot-every", snapshot_every,
+                 "Snapshot the state and compact the log every this many applied entries (0: never)")
+      ->capture_default_str();
+  app.add_option("--request-timeout-ms", request_timeout_ms,
+                 "Answer Timeout to a request not done within this long")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  auto logger = spdlog::stderr_color_mt("coordd");
+  // One line per event: time, level, member, then key=value fields.
+  logger->set_pattern(fmt::format("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ member={} %v", options.name));
+  spdlog::set_default_logger(logger);
+  const spdlog::level::level_enum level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    std::cerr << "coordd: unknown --log-level " << log_level << "\n";
+    return kExitUsage;
+  }
+  spdlog::set_level(level);
+  spdlog::flush_on(spdlog::level::info);
+
+  if (options.host.raft.heartbeat_ticks <= 0 || options.host.raft.heartbeat_ticks >= options.host.raft.election_ticks) {
+    std::cerr << "coordd: --heartbeat-ticks must be positive and below --election-ticks\n";
+    return kExitUsage;
+  }
+  options.host.snapshot_every_entries = snapshot_every;
+  const std::uint64_t ticks = (request_timeout_ms + options.tick_ms - 1) / std::max<std::uint64_t>(options.tick_ms, 1);
+  options.host.request_timeout_ticks = static_cast<int>(std::max<std::uint64_t>(ticks, 1));
+
+  // A write to a socket the other side closed must be an error (EPIPE), not a signal that kills us.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    net::Server server(options);
+    return server.run();
+  } catch (const net::StartupError& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return kExitUsage;
+  } catch (const net::DataDirError& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return kExitFailed;
+  } catch (const net::UvError& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return kExitFailed;
+  } catch (const storage::LogStoreError& e) {
+    spdlog::critical("cannot start: raft log ({}): {}", storage::to_string(e.kind()), e.what());
+    return kExitFailed;
+  } catch (const kv::StorageError& e) {
+    spdlog::critical("cannot start: state storage: {}", e.what());
+    return kExitFailed;
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return kExitFailed;
+  }
+}

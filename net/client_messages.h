@@ -1,0 +1,132 @@
+// Requests and responses of the client port as plain structs (the wire form is
+// net/client_protocol.fbs, the codec net/client_codec.h). Writes are kv::Commands and their
+// results kv::Results, so the state machine stays the one owner of what a write means.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kv/command.h"
+#include "kv/reads.h"
+
+namespace coord::net {
+
+// Values are the wire values (client_protocol.fbs): never renumber, only append.
+enum class RequestKind : std::uint8_t {
+  Write = 1,
+  Get = 2,
+  Exists = 3,
+  List = 4,
+  Range = 5,
+  Status = 6,
+  MemberList = 7,
+};
+inline constexpr std::uint8_t request_kind_max = 7;
+
+// 0-99: kv::Error, same numbers (those kv adds later pass through as they are); 100 and up:
+// the service's own. Only the ones this code names are listed.
+enum class ErrorCode : std::uint16_t {
+  Ok = 0,
+  InvalidPath = 1,
+  NotFound = 2,
+  AlreadyExists = 3,
+  NotEmpty = 4,
+  CompareFailed = 5,
+  TooLarge = 6,
+  Compacted = 7,
+  InvalidRequest = 8,
+  StaleSequence = 9,
+  FutureRevision = 10,
+  WatchOverflow = 11,
+  TooManyWatchers = 12,
+  UnknownWatch = 13,
+  StaleState = 14,
+  NotLeader = 100,
+  Unavailable = 101,
+  Timeout = 102,
+};
+
+const char* to_string(RequestKind kind);
+// kv's names below 100 ("not-found"), ours above ("not-leader"); "unknown-<n>" otherwise.
+std::string to_string(ErrorCode code);
+ErrorCode from_kv(kv::Error error);
+// Safe to retry with the same session and sequence (and, for reads, at all).
+bool retryable(ErrorCode code);
+
+struct ClientRequest {
+  std::uint64_t id = 0;
+  RequestKind kind = RequestKind::Status;
+  std::string command;  // Write: kv::Command bytes (kv/codec.h)
+  std::string path;
+  kv::Revision revision = 0;
+  bool serializable = false;
+  std::string start_after;
+  std::uint32_t limit = 0;
+  bool keys_only = false;
+
+  bool operator==(const ClientRequest&) const = default;
+};
+
+struct LeaderHint {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string client_address;
+
+  bool operator==(const LeaderHint&) const = default;
+};
+
+struct MemberInfo {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string peer_address;
+  std::string client_address;
+  bool voter = false;
+  bool learner = false;
+  bool leader = false;
+
+  bool operator==(const MemberInfo&) const = default;
+};
+
+struct StatusInfo {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string cluster;
+  std::string role;
+  std::uint64_t leader = 0;
+  std::uint64_t term = 0;
+  std::uint64_t commit = 0;
+  std::uint64_t applied = 0;
+  std::uint64_t log_first = 0;
+  std::uint64_t log_last = 0;
+  std::uint64_t snapshot_index = 0;
+  kv::Revision revision = 0;
+  kv::Revision compact_revision = 0;
+
+  bool operator==(const StatusInfo&) const = default;
+};
+
+struct ClientResponse {
+  std::uint64_t id = 0;
+  ErrorCode error = ErrorCode::Ok;
+  std::string message;
+  kv::Revision compact_revision = 0;
+  std::optional<LeaderHint> leader;
+  std::optional<kv::Result> result;  // Write
+  kv::Revision revision = 0;
+  std::optional<kv::Node> node;  // Get
+  bool exists = false;
+  std::vector<std::string> names;    // List
+  std::vector<kv::KeyValue> nodes;   // Range
+  bool more = false;
+  std::optional<StatusInfo> status;
+  std::vector<MemberInfo> members;
+
+  bool ok() const { return error == ErrorCode::Ok; }
+  bool operator==(const ClientResponse&) const = default;
+};
+
+ClientResponse error_response(std::uint64_t id, ErrorCode error, std::string message);
+
+}  // namespace coord::net

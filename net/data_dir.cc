@@ -1,0 +1,124 @@
+#include "net/data_dir.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace coord::net {
+
+namespace {
+
+constexpr const char* identity_file = "member";
+constexpr int identity_format = 1;
+
+std::string errno_text(int err) { return fmt::format("{} ({})", std::strerror(err), err); }
+
+std::string encode_identity(const MemberIdentity& id) {
+  return fmt::format("format={}\ncluster={}\nid={}\nname={}\ninitial_cluster={}\n", identity_format,
+                     id.cluster, id.id, id.name, id.initial_cluster);
+}
+
+MemberIdentity decode_identity(const std::string& text, const std::string& path) {
+  std::map<std::string, std::string> fields;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const std::size_t eq = line.find('=');
+    if (eq == std::string::npos) throw DataDirError(fmt::format("{}: malformed line '{}'", path, line));
+    fields[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (fields["format"] != std::to_string(identity_format)) {
+    throw DataDirError(fmt::format("{}: unknown format '{}'", path, fields["format"]));
+  }
+  MemberIdentity id;
+  id.cluster = fields["cluster"];
+  id.name = fields["name"];
+  id.initial_cluster = fields["initial_cluster"];
+  const std::string& id_text = fields["id"];
+  const auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id.id);
+  if (ec != std::errc() || end != id_text.data() + id_text.size() || id.id == 0 || id.cluster.empty() ||
+      id.name.empty()) {
+    throw DataDirError(fmt::format("{}: missing or malformed fields", path));
+  }
+  return id;
+}
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) throw DataDirError(fmt::format("open {}: {}", path, errno_text(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw DataDirError(fmt::format("fsync {}: {}", path, errno_text(err)));
+}
+
+// Write to a temporary name, fsync, rename, fsync the directory: a crash leaves the old file
+// or the new one, never a torn one.
+void write_atomically(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string tmp = fmt::format("{}/{}.tmp", dir, name);
+  const std::string path = fmt::format("{}/{}", dir, name);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw DataDirError(fmt::format("write {}: failed", tmp));
+  }
+  fsync_path(tmp, O_RDONLY);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw DataDirError(fmt::format("rename {} -> {}: {}", tmp, path, errno_text(errno)));
+  }
+  fsync_path(dir, O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace
+
+std::string raft_dir(const std::string& data_dir) { return fmt::format("{}/raft", data_dir); }
+std::string kv_dir(const std::string& data_dir) { return fmt::format("{}/kv", data_dir); }
+
+bool claim_data_dir(const std::string& data_dir, const MemberIdentity& identity) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) throw DataDirError(fmt::format("create {}: {}", data_dir, ec.message()));
+  const std::string path = fmt::format("{}/{}", data_dir, identity_file);
+  if (!fs::exists(path, ec)) {
+    if (fs::exists(raft_dir(data_dir), ec) || fs::exists(kv_dir(data_dir), ec)) {
+      throw DataDirError(fmt::format(
+          "{} holds a Raft log or state but no '{}' file: it is damaged or was not made by coordd; "
+          "refusing to start on it",
+          data_dir, identity_file));
+    }
+    write_atomically(data_dir, identity_file, encode_identity(identity));
+    return true;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw DataDirError(fmt::format("read {}: failed", path));
+  const MemberIdentity stored = decode_identity(text.str(), path);
+  if (stored.cluster != identity.cluster) {
+    throw DataDirError(fmt::format(
+        "{} belongs to cluster {} (initial cluster {}), not to {} (initial cluster {}); refusing to "
+        "start. Use the original --initial-cluster/--cluster-token, or another --data-dir",
+        data_dir, stored.cluster, stored.initial_cluster, identity.cluster, identity.initial_cluster));
+  }
+  if (stored.id != identity.id || stored.name != identity.name) {
+    throw DataDirError(fmt::format(
+        "{} belongs to member {} (id {}), not to {} (id {}); refusing to start. Use --name {}, or "
+        "another --data-dir",
+        data_dir, stored.name, stored.id, identity.name, identity.id, stored.name));
+  }
+  return false;
+}
+
+}  // namespace coord::net

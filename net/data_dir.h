@@ -1,0 +1,40 @@
+// A replica's data directory: who it belongs to and where its stores live.
+//
+//   DIR/member   identity: cluster token, member id and name, the initial cluster (text,
+//                key=value lines; written once, atomically, before any store exists)
+//   DIR/raft/    the Raft log (storage::LmdbLogStore)
+//   DIR/kv/      the state machine (kv::LmdbStorage)
+//
+// Starting a member on a directory of another cluster or another member would mix two
+// histories, so claim_data_dir() refuses it with a message that says what the directory is.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace coord::net {
+
+struct MemberIdentity {
+  std::string cluster;  // token
+  std::uint64_t id = 0;
+  std::string name;
+  std::string initial_cluster;  // canonical spec, for the error message
+
+  bool operator==(const MemberIdentity&) const = default;
+};
+
+class DataDirError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string raft_dir(const std::string& data_dir);
+std::string kv_dir(const std::string& data_dir);
+
+// Creates the directory and its identity file, or checks an existing one against `identity`.
+// Throws DataDirError on a mismatch, on a directory holding stores but no identity, and on any
+// I/O error. Returns true when the directory was new.
+bool claim_data_dir(const std::string& data_dir, const MemberIdentity& identity);
+
+}  // namespace coord::net

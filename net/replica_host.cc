@@ -1,0 +1,639 @@
+#include "net/replica_host.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+#include <variant>
+
+#include "kv/codec.h"
+#include "net/data_dir.h"
+
+namespace coord::net {
+
+namespace {
+
+// A new member of the initial cluster: nothing on disk yet.
+bool fresh(const storage::LmdbLogStore& log) {
+  return log.last_index() == 0 && log.snapshot_meta() == raft::SnapshotMeta{} &&
+         log.hard_state() == raft::HardState{};
+}
+
+ClientResponse from_status(std::uint64_t id, const kv::Status& status) {
+  ClientResponse r = error_response(id, from_kv(status.error), status.message);
+  r.compact_revision = status.compact_revision;
+  return r;
+}
+
+}  // namespace
+
+ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluster, const MemberConfig& self,
+                         std::string self_client_address, const std::string& data_dir,
+                         raft::Random& random, HostOutput& output, DiskExecutor& disk)
+    : options_(options),
+      cluster_(cluster),
+      self_(self),
+      self_client_address_(std::move(self_client_address)),
+      output_(output),
+      disk_(disk) {
+  open_stores(data_dir);
+  raft::RestoreState restore = log_->load();
+  // The state machine commits on its own, after the log: it may be behind the log's snapshot
+  // (a crash between installing a leader's snapshot in the log and restoring from it), never
+  // ahead of the log's end (entries are durable before they apply).
+  if (sm_->applied_index() < restore.snapshot.index) {
+    if (!restore.snapshot_data) {
+      throw std::runtime_error(fmt::format("the log's snapshot at {} has no data to restore the state from",
+                                           restore.snapshot.index));
+    }
+    const kv::Status status = sm_->restore(*restore.snapshot_data);
+    if (!status.ok() || sm_->applied_index() != restore.snapshot.index) {
+      throw std::runtime_error(fmt::format("restoring the state from the log's snapshot at {} failed: {}",
+                                           restore.snapshot.index, status.message));
+    }
+    spdlog::info("state restored from the log's snapshot index={}", restore.snapshot.index);
+  }
+  if (sm_->applied_index() > log_->last_index()) {
+    throw std::runtime_error(fmt::format(
+        "the state has applied index {} but the Raft log ends at {}: the data directory is damaged",
+        sm_->applied_index(), log_->last_index()));
+  }
+  restore.applied = std::max(restore.applied, sm_->applied_index());
+  last_snapshot_index_ = restore.snapshot.index;
+  raft::Config config = options_.raft;
+  config.id = self_.id;
+  spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
+               self_.id, self_.name, restore.hard_state.term, restore.hard_state.vote,
+               restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
+               sm_->revision());
+  node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
+  logged_term_ = node_->term();
+}
+
+ReplicaHost::~ReplicaHost() = default;
+
+void ReplicaHost::open_stores(const std::string& data_dir) {
+  storage::LogStoreOptions log_options;
+  log_options.map_bytes = options_.log_map_bytes;
+  log_ = storage::LmdbLogStore::open(raft_dir(data_dir), log_options);
+  if (fresh(*log_)) {
+    // storage/README.md: a brand-new store starts from a snapshot at index 0 holding the
+    // initial configuration, so that every initial member knows the voters from the start.
+    raft::Ready seed;
+    seed.snapshot = raft::Snapshot{raft::SnapshotMeta{0, 0, raft::ConfState{cluster_.ids(), {}}}, nullptr};
+    log_->write(seed);
+    spdlog::info("new member: log seeded with the initial configuration members={}", cluster_.spec());
+  }
+  kv::LmdbOptions kv_options;
+  kv_options.directory = kv_dir(data_dir);
+  kv_options.map_bytes = options_.kv_map_bytes;
+  kv_storage_ = std::make_unique<kv::LmdbStorage>(kv_options);
+  sm_ = std::make_unique<kv::StateMachine>(*kv_storage_, options_.limits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+void ReplicaHost::tick() {
+  if (failed_ || stopped_) return;
+  if (persisting_) {
+    // Overdue ticks collapse, as a timer wheel's do: a long fsync must not fire a burst of
+    // elections afterwards.
+    pending_ticks_ = std::min(pending_ticks_ + 1, options_.tick_burst_max);
+    return;
+  }
+  do_tick();
+}
+
+void ReplicaHost::do_tick() {
+  ++ticks_;
+  node_->tick();
+  if (!check_fault()) return;
+  expire_requests();
+}
+
+void ReplicaHost::step(const raft::Message& message) {
+  if (failed_ || stopped_) return;
+  if (persisting_) {
+    std::size_t bytes = 64 + message.snapshot_chunk.size();
+    for (const raft::Entry& e : message.entries) bytes += 32 + e.data.size();
+    enqueue(message, bytes);  // a dropped message is like one lost on the wire
+    return;
+  }
+  node_->step(message);
+  check_fault();
+}
+
+void ReplicaHost::set_client_address(raft::NodeId id, std::string address) {
+  client_addresses_[id] = std::move(address);
+}
+
+void ReplicaHost::request(ConnectionId connection, const ClientRequest& request) {
+  if (failed_ || stopped_) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "replica stopping"));
+    return;
+  }
+  const bool needs_core = request.kind == RequestKind::Write ||
+                          ((request.kind == RequestKind::Get || request.kind == RequestKind::Exists ||
+                            request.kind == RequestKind::List || request.kind == RequestKind::Range) &&
+                           !request.serializable);
+  if (persisting_ && needs_core) {
+    const std::size_t bytes = 64 + request.command.size() + request.path.size() + request.start_after.size();
+    if (!enqueue(QueuedRequest{connection, request}, bytes)) {
+      output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "replica busy: too much queued input"));
+    }
+    return;
+  }
+  do_request(connection, request);
+}
+
+bool ReplicaHost::enqueue(Input input, std::size_t bytes) {
+  if (inbox_.size() >= options_.inbox_inputs_max || inbox_bytes_ + bytes > options_.inbox_bytes_max) {
+    ++inbox_drops_;
+    return false;
+  }
+  inbox_.push_back(std::move(input));
+  inbox_bytes_ += bytes;
+  return true;
+}
+
+void ReplicaHost::drain_inbox() {
+  while (pending_ticks_ > 0 && !failed_) {
+    --pending_ticks_;
+    do_tick();
+  }
+  for (std::size_t n = 0; n < options_.inputs_per_ready_max && !inbox_.empty() && !failed_; ++n) {
+    Input input = std::move(inbox_.front());
+    inbox_.pop_front();
+    if (auto* m = std::get_if<raft::Message>(&input)) {
+      node_->step(*m);
+      check_fault();
+    } else {
+      auto& q = std::get<QueuedRequest>(input);
+      do_request(q.connection, q.request);
+    }
+  }
+  if (inbox_.empty()) inbox_bytes_ = 0;  // the byte count is an estimate; resync when empty
+}
+
+void ReplicaHost::do_request(ConnectionId connection, const ClientRequest& request) {
+  switch (request.kind) {
+    case RequestKind::Write:
+      request_write(connection, request);
+      return;
+    case RequestKind::Get:
+    case RequestKind::Exists:
+    case RequestKind::List:
+    case RequestKind::Range:
+      request_read(connection, request);
+      return;
+    case RequestKind::Status:
+      output_.respond(connection, status_response(request.id));
+      return;
+    case RequestKind::MemberList:
+      output_.respond(connection, members_response(request.id));
+      return;
+  }
+  output_.respond(connection, error_response(request.id, ErrorCode::InvalidRequest, "unknown request kind"));
+}
+
+void ReplicaHost::request_write(ConnectionId connection, const ClientRequest& request) {
+  if (node_->role() != raft::Role::Leader) {
+    output_.respond(connection, not_leader(request.id));
+    return;
+  }
+  if (request.command.size() > options_.limits.command_bytes_max) {
+    output_.respond(connection, error_response(request.id, ErrorCode::TooLarge,
+                                               fmt::format("command of {} bytes exceeds the limit of {} bytes",
+                                                           request.command.size(),
+                                                           options_.limits.command_bytes_max)));
+    return;
+  }
+  // Verified here so that garbage never takes a log entry; the state machine checks it again
+  // when it applies (every replica must refuse the same commands).
+  const kv::DecodedCommand decoded = kv::decode_command(request.command);
+  if (!decoded.status.ok()) {
+    output_.respond(connection, error_response(request.id, ErrorCode::InvalidRequest, decoded.status.message));
+    return;
+  }
+  // An expiry must come from the leader's own lease clock, never from a client.
+  if (std::holds_alternative<kv::LeaseExpire>(decoded.command.body)) {
+    output_.respond(connection, error_response(request.id, ErrorCode::InvalidRequest,
+                                               "lease expiry is proposed by the leader only"));
+    return;
+  }
+  if (pending_writes_.size() >= options_.pending_writes_max) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "too many writes in flight"));
+    return;
+  }
+  const raft::ProposeResult proposed = node_->propose(request.command);
+  if (!check_fault()) return;
+  if (proposed.error == raft::Error::NotLeader) {
+    output_.respond(connection, not_leader(request.id));
+    return;
+  }
+  if (proposed.error != raft::Error::Ok) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
+                                               fmt::format("proposal refused: {}", raft::to_string(proposed.error))));
+    return;
+  }
+  PendingWrite pending{connection, request.id, proposed.term, ticks_ + static_cast<std::uint64_t>(options_.request_timeout_ticks)};
+  auto [it, inserted] = pending_writes_.try_emplace(proposed.index, pending);
+  if (!inserted) {
+    // An older proposal at this index was truncated away when leadership changed hands.
+    output_.respond(it->second.connection,
+                    error_response(it->second.request_id, ErrorCode::Unavailable,
+                                   "the entry was lost in a leadership change; retry with the same sequence"));
+    it->second = pending;
+  }
+}
+
+void ReplicaHost::request_read(ConnectionId connection, const ClientRequest& request) {
+  if (request.serializable) {
+    output_.respond(connection, read_now(request));
+    return;
+  }
+  if (pending_reads_.size() >= options_.pending_reads_max) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "too many reads in flight"));
+    return;
+  }
+  const std::uint64_t read_id = next_read_id_++;
+  const raft::Error error = node_->read_index(read_id);
+  if (!check_fault()) return;
+  if (error != raft::Error::Ok) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
+                                               "no leader to confirm a linearizable read; retry, or read serializable"));
+    return;
+  }
+  pending_reads_.emplace(read_id, PendingRead{connection, request,
+                                              ticks_ + static_cast<std::uint64_t>(options_.request_timeout_ticks),
+                                              std::nullopt});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Ready cycle
+
+void ReplicaHost::pump() {
+  while (!failed_ && !stopped_ && !persisting_) {
+    drain_inbox();
+    if (failed_ || !node_->has_ready()) break;
+    start_ready();
+  }
+  if (!failed_) log_role_change();
+}
+
+void ReplicaHost::stop() { stopped_ = true; }
+
+void ReplicaHost::start_ready() {
+  raft::Ready ready = node_->ready();
+  if (!ready.snapshot && ready.entries.empty() && !ready.hard_state) {
+    finish_ready(ready);  // nothing to make durable: no disk round trip
+    return;
+  }
+  // 1-2. Snapshot, entries and hard state: one LMDB transaction, one fsync, on the disk thread.
+  // The loop thread does not touch the log store until `persisted` runs.
+  in_flight_ = std::move(ready);
+  persisting_ = true;
+  in_start_ready_ = true;
+  disk_.run(
+      [this] {
+        try {
+          log_->write(*in_flight_);
+        } catch (const storage::LogStoreError& e) {
+          persist_error_ = fmt::format("raft log write failed ({}): {}", storage::to_string(e.kind()), e.what());
+        } catch (const std::exception& e) {
+          // Nothing may escape a thread-pool thread; whatever it was, the write did not happen.
+          persist_error_ = fmt::format("raft log write failed: {}", e.what());
+        }
+      },
+      [this] {
+        // Done before run() returned: the executor ran inline, and the pump loop that called us
+        // carries on instead of pumping recursively.
+        persist_done_inline_ = in_start_ready_;
+        persisted();
+      });
+  in_start_ready_ = false;
+}
+
+void ReplicaHost::persisted() {
+  persisting_ = false;
+  raft::Ready ready = std::move(*in_flight_);
+  in_flight_.reset();
+  if (!persist_error_.empty()) {
+    fail(persist_error_);
+    return;
+  }
+  finish_ready(ready);
+  // After an asynchronous write, nobody else will pump until the loop's next iteration.
+  if (!persist_done_inline_) pump();
+}
+
+void ReplicaHost::finish_ready(raft::Ready& ready) {
+  // The log holds the snapshot now; a crash before the state catches up is repaired at start.
+  if (ready.snapshot) {
+    install_snapshot(*ready.snapshot);
+    if (failed_) return;
+  }
+  // 3. What the messages promise is durable.
+  for (const raft::Message& m : ready.messages) output_.send(m);
+  // 4. Apply, then serve the reads whose index is applied.
+  apply_committed(ready.committed);
+  if (failed_) return;
+  for (const raft::ReadState& rs : ready.reads) {
+    auto it = pending_reads_.find(rs.request_id);
+    if (it != pending_reads_.end()) it->second.read_index = rs.index;
+  }
+  serve_reads();
+  // 5.
+  node_->advance(ready);
+  if (!check_fault()) return;
+  maybe_snapshot();
+}
+
+void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
+  const raft::Index index = snapshot.meta.index;
+  if (index < sm_->applied_index()) {
+    fail(fmt::format("snapshot at {} is behind the applied index {}", index, sm_->applied_index()));
+    return;
+  }
+  if (!snapshot.data) {
+    fail(fmt::format("snapshot at {} carries no data", index));
+    return;
+  }
+  kv::Status status;
+  try {
+    status = sm_->restore(*snapshot.data);
+  } catch (const kv::StorageError& e) {
+    fail(fmt::format("restoring the snapshot at {} failed: {}", index, e.what()));
+    return;
+  }
+  if (!status.ok() || sm_->applied_index() != index) {
+    fail(fmt::format("snapshot at {} does not restore (applied {}): {}", index, sm_->applied_index(), status.message));
+    return;
+  }
+  last_snapshot_index_ = index;
+  // Entries covered by a snapshot are never handed out one by one, so whether these writes made
+  // it cannot be told here.
+  while (!pending_writes_.empty() && pending_writes_.begin()->first <= index) {
+    const PendingWrite& w = pending_writes_.begin()->second;
+    output_.respond(w.connection, error_response(w.request_id, ErrorCode::Unavailable,
+                                                 "outcome unknown (replaced by a snapshot); retry with the same sequence"));
+    pending_writes_.erase(pending_writes_.begin());
+  }
+  spdlog::info("snapshot installed index={} term={} revision={}", index, snapshot.meta.term, sm_->revision());
+}
+
+void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
+  if (committed.empty()) return;
+  if (committed.front().index != sm_->applied_index() + 1) {
+    fail(fmt::format("committed entry {} does not follow the applied index {}", committed.front().index,
+                     sm_->applied_index()));
+    return;
+  }
+  std::vector<kv::AppliedEntry> batch;
+  batch.reserve(committed.size());
+  for (const raft::Entry& e : committed) {
+    // Membership changes are the core's business; the state machine only advances past them.
+    batch.push_back(kv::AppliedEntry{e.index, e.type == raft::EntryType::Normal ? e.data : std::string()});
+  }
+  std::vector<kv::Result> results;
+  try {
+    results = sm_->apply_batch(batch);
+  } catch (const kv::StorageError& e) {
+    fail(fmt::format("applying entries {}..{} failed: {}", committed.front().index, committed.back().index, e.what()));
+    return;
+  }
+  for (std::size_t i = 0; i < committed.size(); ++i) {
+    auto it = pending_writes_.find(committed[i].index);
+    if (it == pending_writes_.end()) continue;
+    const PendingWrite& w = it->second;
+    if (committed[i].term != w.term) {
+      output_.respond(w.connection, error_response(w.request_id, ErrorCode::Unavailable,
+                                                   "the entry was lost in a leadership change; retry with the same sequence"));
+    } else {
+      ClientResponse r = from_status(w.request_id, results[i].status);
+      r.revision = results[i].revision;
+      r.result = std::move(results[i]);
+      output_.respond(w.connection, r);
+    }
+    pending_writes_.erase(it);
+  }
+}
+
+void ReplicaHost::serve_reads() {
+  const raft::Index applied = sm_->applied_index();
+  for (auto it = pending_reads_.begin(); it != pending_reads_.end();) {
+    const PendingRead& r = it->second;
+    if (!r.read_index || *r.read_index > applied) {
+      ++it;
+      continue;
+    }
+    output_.respond(r.connection, read_now(r.request));
+    it = pending_reads_.erase(it);
+  }
+}
+
+void ReplicaHost::maybe_snapshot() {
+  const raft::Index applied = sm_->applied_index();
+  if (options_.snapshot_every_entries == 0 || applied < last_snapshot_index_ + options_.snapshot_every_entries) {
+    return;
+  }
+  if (node_->applied() != applied) return;  // mid-cycle; the next advance will do
+  std::shared_ptr<const std::string> data;
+  try {
+    data = std::make_shared<const std::string>(sm_->snapshot());
+  } catch (const kv::StorageError& e) {
+    // A read transaction can fail transiently (MDB_READERS_FULL); try again after more entries.
+    spdlog::warn("snapshot of the state at {} failed: {}", applied, e.what());
+    last_snapshot_index_ = applied;
+    return;
+  }
+  node_->compact(applied, data);
+  if (node_->snapshot_meta().index != applied) return;  // the core keeps what is not yet durable
+  try {
+    // save_snapshot before drop_prefix: a crash in between leaves both, never neither.
+    log_->save_snapshot(node_->snapshot_meta(), data);
+    log_->drop_prefix(applied);
+  } catch (const storage::LogStoreError& e) {
+    fail(fmt::format("saving the snapshot at {} failed ({}): {}", applied, storage::to_string(e.kind()), e.what()));
+    return;
+  }
+  last_snapshot_index_ = applied;
+  spdlog::info("snapshot taken index={} bytes={} revision={}", applied, data->size(), sm_->revision());
+}
+
+void ReplicaHost::expire_requests() {
+  for (auto it = pending_writes_.begin(); it != pending_writes_.end();) {
+    if (it->second.deadline_tick > ticks_) {
+      ++it;
+      continue;
+    }
+    output_.respond(it->second.connection,
+                    error_response(it->second.request_id, ErrorCode::Timeout,
+                                   "not committed in time; the write may still apply: retry with the same sequence"));
+    it = pending_writes_.erase(it);
+  }
+  // Reads the core dropped (leadership changed before they were confirmed) end here too.
+  for (auto it = pending_reads_.begin(); it != pending_reads_.end();) {
+    if (it->second.deadline_tick > ticks_) {
+      ++it;
+      continue;
+    }
+    output_.respond(it->second.connection,
+                    error_response(it->second.request.id, ErrorCode::Timeout, "read index not confirmed in time"));
+    it = pending_reads_.erase(it);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+ClientResponse ReplicaHost::read_now(const ClientRequest& request) const {
+  try {
+    switch (request.kind) {
+      case RequestKind::Get: {
+        auto r = sm_->get(request.path, request.revision);
+        ClientResponse out = from_status(request.id, r.status);
+        out.revision = r.revision;
+        if (r.ok()) out.node = std::move(r.value);
+        return out;
+      }
+      case RequestKind::Exists: {
+        auto r = sm_->exists(request.path, request.revision);
+        ClientResponse out = from_status(request.id, r.status);
+        out.revision = r.revision;
+        out.exists = r.ok() && r.value;
+        return out;
+      }
+      case RequestKind::List: {
+        kv::ListOptions options;
+        options.revision = request.revision;
+        options.start_after = request.start_after;
+        options.limit = request.limit;
+        auto r = sm_->list(request.path, options);
+        ClientResponse out = from_status(request.id, r.status);
+        out.revision = r.revision;
+        out.names = std::move(r.value.names);
+        out.more = r.value.more;
+        return out;
+      }
+      case RequestKind::Range: {
+        kv::RangeOptions options;
+        options.revision = request.revision;
+        options.start_after = request.start_after;
+        options.limit = request.limit;
+        options.keys_only = request.keys_only;
+        auto r = sm_->range(request.path, options);
+        ClientResponse out = from_status(request.id, r.status);
+        out.revision = r.revision;
+        out.nodes = std::move(r.value.nodes);
+        out.more = r.value.more;
+        return out;
+      }
+      default:
+        break;
+    }
+  } catch (const kv::StorageError& e) {
+    return error_response(request.id, ErrorCode::Unavailable, fmt::format("read failed: {}", e.what()));
+  }
+  return error_response(request.id, ErrorCode::InvalidRequest, "not a read");
+}
+
+ClientResponse ReplicaHost::status_response(std::uint64_t id) const {
+  ClientResponse r;
+  r.id = id;
+  StatusInfo s;
+  s.id = self_.id;
+  s.name = self_.name;
+  s.cluster = cluster_.token;
+  s.role = raft::to_string(node_->role());
+  s.leader = node_->leader();
+  s.term = node_->term();
+  s.commit = node_->commit();
+  s.applied = sm_->applied_index();
+  // From the core's copy of the log: the log store may be in the middle of a write on the disk
+  // thread.
+  s.log_first = node_->log().first_index();
+  s.log_last = node_->log().last_index();
+  s.snapshot_index = node_->snapshot_meta().index;
+  s.revision = sm_->revision();
+  s.compact_revision = sm_->compact_revision();
+  r.status = std::move(s);
+  r.revision = sm_->revision();
+  return r;
+}
+
+ClientResponse ReplicaHost::members_response(std::uint64_t id) const {
+  ClientResponse r;
+  r.id = id;
+  const raft::ConfState& conf = node_->conf();
+  for (const MemberConfig& m : cluster_.members) {
+    MemberInfo info;
+    info.id = m.id;
+    info.name = m.name;
+    info.peer_address = m.peer_address;
+    info.client_address = client_address_of(m.id);
+    info.voter = raft::is_voter(conf, m.id);
+    info.learner = raft::is_learner(conf, m.id);
+    info.leader = node_->leader() == m.id;
+    r.members.push_back(std::move(info));
+  }
+  return r;
+}
+
+ClientResponse ReplicaHost::not_leader(std::uint64_t id) const {
+  const raft::NodeId leader = node_->leader();
+  if (leader == raft::kNoNode) {
+    return error_response(id, ErrorCode::Unavailable, "no leader elected yet; retry");
+  }
+  ClientResponse r = error_response(id, ErrorCode::NotLeader, "not the leader");
+  LeaderHint hint;
+  hint.id = leader;
+  if (const MemberConfig* m = cluster_.find(leader)) hint.name = m->name;
+  hint.client_address = client_address_of(leader);
+  r.leader = std::move(hint);
+  return r;
+}
+
+std::string ReplicaHost::client_address_of(raft::NodeId id) const {
+  if (id == self_.id) return self_client_address_;
+  auto it = client_addresses_.find(id);
+  return it == client_addresses_.end() ? std::string() : it->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure and logging
+
+void ReplicaHost::fail(const std::string& reason) {
+  if (failed_) return;
+  failed_ = true;
+  spdlog::critical("replica stopping: {}", reason);
+  for (const auto& [index, w] : pending_writes_) {
+    output_.respond(w.connection, error_response(w.request_id, ErrorCode::Unavailable, "replica stopped"));
+  }
+  for (const auto& [read_id, r] : pending_reads_) {
+    output_.respond(r.connection, error_response(r.request.id, ErrorCode::Unavailable, "replica stopped"));
+  }
+  pending_writes_.clear();
+  pending_reads_.clear();
+  output_.fatal(reason);
+}
+
+bool ReplicaHost::check_fault() {
+  if (node_->fault().empty()) return true;
+  fail(fmt::format("raft core fault: {}", node_->fault()));
+  return false;
+}
+
+void ReplicaHost::log_role_change() {
+  if (node_->role() == logged_role_ && node_->leader() == logged_leader_ && node_->term() == logged_term_) return;
+  logged_role_ = node_->role();
+  logged_leader_ = node_->leader();
+  logged_term_ = node_->term();
+  spdlog::info("raft role={} term={} leader={} commit={} applied={}", raft::to_string(logged_role_), logged_term_,
+               logged_leader_, node_->commit(), sm_->applied_index());
+}
+
+}  // namespace coord::net
