@@ -32,24 +32,6 @@ ProposeResult change(TestCluster& c, NodeId leader, ConfChangeType type, NodeId 
   return c.node(leader).propose_conf_change(ConfChange{type, node});
 }
 
-// Processes Readys and delivers queued messages one at a time, oldest first, until `done`
-// holds. Returns whether it did (false when the cluster went quiet first).
-bool deliver_until(TestCluster& c, const std::function<bool()>& done, int steps_max = 1000) {
-  for (int step = 0; step < steps_max; ++step) {
-    if (done()) return true;
-    c.process_readies();
-    if (done()) return true;
-    if (c.queued().empty()) return false;
-    bool first = true;
-    std::vector<Message> one = c.take([&](const Message&) {
-      bool take = first;
-      first = false;
-      return take;
-    });
-    c.deliver(one.front());
-  }
-  return done();
-}
 
 // Leader 1 of a three-node cluster adds blank node 4 as a learner, after compacting its log so
 // that node 4 has to catch up from a snapshot (which carries the whole configuration).
@@ -348,7 +330,7 @@ TEST_CASE("membership: a new leader refuses changes until an entry of its term c
   c.elect(1);
   REQUIRE(c.node(1).transfer_leadership(2) == Error::Ok);
   // Run the election, but stop as soon as node 2 wins: its no-op is not replicated yet.
-  REQUIRE(deliver_until(c, [&] { return c.node(2).role() == Role::Leader; }));
+  REQUIRE(c.deliver_until([&] { return c.node(2).role() == Role::Leader; }));
   Term term = c.node(2).term();
   CHECK(term == c.node(1).term());
   CHECK(c.node(2).commit() == 1);

@@ -23,24 +23,6 @@ std::vector<Message> of_type(const std::vector<Message>& messages, MessageType t
   return out;
 }
 
-// Processes Readys and delivers queued messages one at a time, oldest first, until `done`
-// holds. Returns whether it did (false when the cluster went quiet first).
-bool deliver_until(TestCluster& c, const std::function<bool()>& done, int steps_max = 1000) {
-  for (int step = 0; step < steps_max; ++step) {
-    if (done()) return true;
-    c.process_readies();
-    if (done()) return true;
-    if (c.queued().empty()) return false;
-    bool first = true;
-    std::vector<Message> one = c.take([&](const Message&) {
-      bool take = first;
-      first = false;
-      return take;
-    });
-    c.deliver(one.front());
-  }
-  return done();
-}
 
 }  // namespace
 
@@ -173,7 +155,7 @@ TEST_CASE("read index: a read on a follower is forwarded to the leader and answe
   c.process_readies();
   CHECK(of_type(c.queued(), MessageType::Heartbeat).size() == 2);
   CHECK(of_type(c.queued(), MessageType::ReadIndexResp).empty());
-  REQUIRE(deliver_until(c, [&] { return !c.reads(2).empty(); }));
+  REQUIRE(c.deliver_until([&] { return !c.reads(2).empty(); }));
   CHECK(c.reads(2) == std::vector<ReadState>{ReadState{99, commit}});
   CHECK(c.reads(1).empty());  // the leader does not serve it itself
   CHECK(c.reads(3).empty());
@@ -235,7 +217,7 @@ TEST_CASE("read index: a new leader defers reads until its own no-op commits") {
   TestCluster c(3);
   SUBCASE("first leader of the cluster") {
     c.node(1).campaign();
-    REQUIRE(deliver_until(c, [&] { return c.node(1).role() == Role::Leader; }));
+    REQUIRE(c.deliver_until([&] { return c.node(1).role() == Role::Leader; }));
     CHECK(c.node(1).commit() == 0);
     REQUIRE(c.node(1).read_index(1) == Error::Ok);
     c.process_readies();
@@ -262,7 +244,7 @@ TEST_CASE("read index: a new leader defers reads until its own no-op commits") {
     REQUIRE(c.node(2).commit() == x.index - 1);
 
     REQUIRE(c.node(1).transfer_leadership(2) == Error::Ok);
-    REQUIRE(deliver_until(c, [&] { return c.node(2).role() == Role::Leader; }));
+    REQUIRE(c.deliver_until([&] { return c.node(2).role() == Role::Leader; }));
     CHECK(c.node(2).commit() == x.index - 1);
     // Serving at commit x.index - 1 would miss the committed "x": the read must wait.
     REQUIRE(c.node(2).read_index(50) == Error::Ok);

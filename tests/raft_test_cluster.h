@@ -114,6 +114,21 @@ class TestCluster {
     failures_.push_back("cluster did not become quiet");
   }
 
+  // Processes Readys and delivers queued messages one at a time, oldest first, until `done`
+  // holds. Returns whether it did (false when the cluster went quiet first).
+  bool deliver_until(const std::function<bool()>& done, int steps_max = 1000) {
+    for (int step = 0; step < steps_max; ++step) {
+      if (done()) return true;
+      process_readies();
+      if (done()) return true;
+      if (queue_.empty()) return false;
+      Message first = std::move(queue_.front());
+      queue_.erase(queue_.begin());
+      deliver(first);
+    }
+    return done();
+  }
+
   void tick(NodeId id, int ticks = 1) {
     for (int i = 0; i < ticks; ++i) {
       node(id).tick();
