@@ -5,7 +5,8 @@
 // Endpoints come from --endpoints, else $COORD_ENDPOINTS, else the local cluster that
 // scripts/run.sh starts. Each invocation is one client session: a write that is retried (after
 // a leader change, say) carries the same session and sequence, so it is applied at most once.
-// The retry logic lives in net/client.h; this file parses arguments and prints.
+// The retry logic (and a watch's resumption on another member) lives in net/client.h; this file
+// parses arguments and prints. `watch` and `lease keepalive` run until SIGINT/SIGTERM.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -13,14 +14,19 @@
 
 #include <charconv>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/command.h"
+#include "kv/event.h"
 #include "net/client.h"
 #include "net/client_messages.h"
 #include "net/txn_text.h"
@@ -39,6 +45,21 @@ constexpr int kExitUsage = 2;        // bad arguments
 constexpr int kExitUnavailable = 3;  // no answer: no leader, unreachable, timed out (outcome unknown)
 
 constexpr const char* kDefaultEndpoints = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
+
+// Set by SIGINT/SIGTERM during the commands that run until interrupted (watch, lease keepalive).
+volatile std::sig_atomic_t g_interrupted = 0;
+
+void on_interrupt(int) { g_interrupted = 1; }
+
+// Without SA_RESTART, so that a blocked poll(2) returns and the client notices at once.
+void catch_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  (void)sigaction(SIGINT, &action, nullptr);
+  (void)sigaction(SIGTERM, &action, nullptr);
+}
 
 struct Globals {
   std::string endpoints;
@@ -111,6 +132,8 @@ class Ctl {
   }
 
   void print(const json& j) const { std::cout << dump(j) << "\n"; }
+  // For streams: every line reaches a pipe as soon as it is printed.
+  void print_line(const std::string& line) const { std::cout << line << "\n" << std::flush; }
 
  private:
   const Globals& globals_;
@@ -338,6 +361,165 @@ int cmd_member_list(Ctl& ctl) {
   return kExitOk;
 }
 
+int cmd_compact(Ctl& ctl, std::uint64_t revision) {
+  const ClientResponse r = ctl.client().write(coord::kv::Compact{revision});
+  if (!r.ok()) return ctl.fail(r);
+  if (ctl.json_output()) {
+    ctl.print(json{{"compact_revision", revision}, {"revision", r.result->revision}});
+  } else {
+    std::cout << fmt::format("compacted to {} revision={}\n", revision, r.result->revision);
+  }
+  return kExitOk;
+}
+
+// Saves one member's state to `path` (written to path.part, renamed when complete).
+int cmd_snapshot_save(Ctl& ctl, const std::string& path) {
+  const std::string partial = path + ".part";
+  ClientResponse r;
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      std::cerr << "coordctl: snapshot save: cannot write " << partial << "\n";
+      return kExitUsage;
+    }
+    r = ctl.client().save_snapshot(out);
+    out.flush();
+    if (r.ok() && !out) r = coord::net::error_response(r.id, ErrorCode::Unavailable, "writing " + partial + " failed");
+  }
+  if (!r.ok()) {
+    (void)std::remove(partial.c_str());
+    return ctl.fail(r);
+  }
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    std::cerr << "coordctl: snapshot save: cannot rename " << partial << " to " << path << "\n";
+    return kExitUsage;
+  }
+  if (ctl.json_output()) {
+    ctl.print(json{{"path", path}, {"bytes", r.total_bytes}, {"revision", r.revision}, {"index", r.index},
+                   {"endpoint", ctl.client().endpoint()}});
+  } else {
+    std::cout << fmt::format("snapshot saved {} bytes={} revision={} index={}\n", path, r.total_bytes, r.revision,
+                             r.index);
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+int cmd_lease_grant(Ctl& ctl, std::chrono::milliseconds ttl, std::uint64_t id) {
+  const ClientResponse r =
+      ctl.client().write(coord::kv::LeaseGrant{id, static_cast<std::uint64_t>(ttl.count())});
+  if (!r.ok()) return ctl.fail(r);
+  const coord::kv::Lease& lease = r.result->lease.lease;
+  if (ctl.json_output()) {
+    ctl.print(json{{"id", lease.id}, {"ttl_ms", lease.ttl_ms}});
+  } else {
+    std::cout << fmt::format("lease {} granted ttl_ms={}\n", lease.id, lease.ttl_ms);
+  }
+  return kExitOk;
+}
+
+int cmd_lease_revoke(Ctl& ctl, std::uint64_t id) {
+  const ClientResponse r = ctl.client().write(coord::kv::LeaseRevoke{id});
+  if (!r.ok()) return ctl.fail(r);
+  const coord::kv::Result& result = *r.result;
+  if (ctl.json_output()) {
+    ctl.print(json{{"id", id}, {"deleted", result.lease.deleted}, {"revision", result.revision}});
+  } else {
+    std::cout << fmt::format("lease {} revoked, deleted {} key(s) revision={}\n", id, result.lease.deleted.size(),
+                             result.revision);
+  }
+  return kExitOk;
+}
+
+int cmd_lease_ttl(Ctl& ctl, std::uint64_t id) {
+  const ClientResponse r = ctl.client().lease_ttl(id);
+  if (!r.ok()) return ctl.fail(r);
+  if (!r.lease) return ctl.fail(coord::net::error_response(r.id, ErrorCode::InvalidRequest, "answer without a lease"));
+  const coord::net::LeaseTtlInfo& lease = *r.lease;
+  if (ctl.json_output()) {
+    ctl.print(json{{"id", lease.id}, {"ttl_ms", lease.ttl_ms}, {"remaining_ms", lease.remaining_ms},
+                   {"keepalives", lease.keepalives}, {"keys", lease.keys}});
+    return kExitOk;
+  }
+  std::cout << fmt::format("lease {} ttl_ms={} remaining_ms={} keepalives={} keys={}\n", lease.id, lease.ttl_ms,
+                           lease.remaining_ms, lease.keepalives, lease.keys.size());
+  for (const std::string& key : lease.keys) std::cout << key << "\n";
+  return kExitOk;
+}
+
+// Renews the lease every third of its TTL until interrupted (or once), printing each renewal.
+// A renewal that gets no answer is retried; the lease is lost only when the service says so.
+int cmd_lease_keepalive(Ctl& ctl, std::uint64_t id, bool once) {
+  using namespace std::chrono;
+  for (bool first = true; g_interrupted == 0; first = false) {
+    const ClientResponse r = ctl.client().write(coord::kv::LeaseKeepAlive{id});
+    if (g_interrupted != 0) break;
+    milliseconds pause{500};
+    if (r.ok()) {
+      const coord::kv::Lease& lease = r.result->lease.lease;
+      if (ctl.json_output()) {
+        ctl.print_line(dump(json{{"id", lease.id}, {"ttl_ms", lease.ttl_ms}, {"keepalives", lease.keepalives}}));
+      } else {
+        ctl.print_line(fmt::format("lease {} kept alive ttl_ms={} keepalives={}", lease.id, lease.ttl_ms,
+                                   lease.keepalives));
+      }
+      if (once) return kExitOk;
+      pause = std::max(milliseconds(lease.ttl_ms / 3), milliseconds(50));
+    } else if (first || once || !coord::net::retryable(r.error)) {
+      return ctl.fail(r);  // LeaseNotFound: revoked or expired
+    } else {
+      std::cerr << fmt::format("coordctl: keep-alive of lease {} got no answer ({}); retrying\n", id, r.message);
+    }
+    const auto until = steady_clock::now() + pause;
+    while (g_interrupted == 0 && steady_clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch
+
+json event_json(const coord::kv::Event& e) {
+  json j{{"type", coord::kv::to_string(e.type)}, {"path", e.path}, {"revision", e.revision}};
+  if (e.node) j["node"] = node_json(e.path, *e.node, true);
+  if (e.prev) j["prev"] = node_json(e.path, *e.prev, true);
+  return j;
+}
+
+std::string event_line(const coord::kv::Event& e) {
+  std::string line = fmt::format("{} {} revision={}", coord::kv::to_string(e.type), e.path, e.revision);
+  if (e.node) line += fmt::format(" value={}", e.node->value);
+  if (e.prev) line += fmt::format(" prev={}", e.prev->value);
+  return line;
+}
+
+// Streams until interrupted, until max_events events (0: no bound), or until the service ends
+// the watch (exit 1, with the reason on stderr).
+int cmd_watch(Ctl& ctl, coord::net::WatchOptions options, bool progress, std::uint64_t max_events) {
+  coord::net::WatchStream stream = ctl.client().watch(std::move(options));
+  std::uint64_t printed = 0;
+  while (g_interrupted == 0) {
+    const auto update = stream.next(std::chrono::milliseconds(1000));
+    if (!update) continue;
+    if (update->ended) {
+      ClientResponse r = coord::net::error_response(0, update->error, update->message);
+      r.compact_revision = update->compact_revision;
+      return ctl.fail(r);
+    }
+    for (const coord::kv::Event& e : update->events) {
+      ctl.print_line(ctl.json_output() ? dump(event_json(e)) : event_line(e));
+      if (max_events != 0 && ++printed >= max_events) return kExitOk;
+    }
+    if (progress && update->events.empty()) {
+      ctl.print_line(ctl.json_output() ? dump(json{{"progress_revision", update->progress_revision}})
+                                       : fmt::format("progress revision={}", update->progress_revision));
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -346,7 +528,8 @@ int main(int argc, char** argv) {
       "Endpoints: --endpoints, else $COORD_ENDPOINTS, else {}.\n"
       "Exit status: 0 ok; 1 the service refused the request (its error code is printed on stderr,\n"
       "e.g. not-found (2), already-exists (3), compare-failed (5)); 2 bad usage; 3 no answer\n"
-      "(no leader, unreachable, timed out: a write's outcome is then unknown).",
+      "(no leader, unreachable, timed out: a write's outcome is then unknown).\n"
+      "watch and lease keepalive run until interrupted (SIGINT/SIGTERM: exit 0).",
       kDefaultEndpoints));
   app.require_subcommand(1);
   // Global flags may also follow the command: `coordctl get /a --json`.
@@ -367,6 +550,17 @@ int main(int argc, char** argv) {
   bool keys_only = false;
   std::optional<std::uint64_t> expect_version;
   std::optional<std::string> expect_value;
+  std::uint64_t lease = 0;
+  std::uint64_t lease_id = 0;
+  std::string ttl_text;
+  bool once = false;
+  bool subtree = false;
+  bool children = false;
+  bool prev = false;
+  bool progress = false;
+  std::uint64_t max_events = 0;
+  std::uint64_t compact_revision = 0;
+  std::string snapshot_path;
 
   auto add_read_flags = [&](CLI::App* c) {
     c->add_option("--rev", revision, "Read at this past revision (default: the current one)");
@@ -395,12 +589,14 @@ int main(int argc, char** argv) {
   put->add_option("key", path)->required();
   put->add_option("value", value)->required();
   put->add_flag("--parents", parents, "Create missing ancestors (empty values)");
+  put->add_option("--lease", lease, "Attach the node to this lease: it is deleted when the lease ends");
 
   CLI::App* create = app.add_subcommand("create", "Create a node that must not exist");
   create->add_option("key", path, "Path; with --sequential a prefix the name is appended to")->required();
   create->add_option("value", value);
   create->add_flag("--sequential", sequential, "Append the parent's next 10-digit counter to the name");
   create->add_flag("--parents", parents, "Create missing ancestors (empty values)");
+  create->add_option("--lease", lease, "An ephemeral node: deleted when this lease is revoked or expires");
 
   CLI::App* del = app.add_subcommand("delete", "Delete a node");
   del->add_option("key", path)->required();
@@ -428,6 +624,47 @@ int main(int argc, char** argv) {
       "  else\n"
       "  (operations as above)\n"
       "'#' starts a comment line. TEXT is the rest of the line, literally.");
+
+  CLI::App* compact = app.add_subcommand("compact", "Drop the history below a revision (reads and watches from "
+                                                     "below it then fail with compacted (7))");
+  compact->add_option("revision", compact_revision, "The first revision to keep")->required();
+
+  CLI::App* watch = app.add_subcommand(
+      "watch",
+      "Print changes to a node (or a subtree, or a node's children) as they happen, one line each:\n"
+      "  created|updated|deleted PATH revision=R [value=V] [prev=V]\n"
+      "until interrupted. The stream resumes on another member when the one serving it fails,\n"
+      "without missing or repeating an event.");
+  watch->add_option("key", path)->required();
+  auto* sub = watch->add_flag("--subtree", subtree, "The node and everything below it");
+  auto* kids = watch->add_flag("--children", children, "The node's direct children");
+  sub->excludes(kids);
+  kids->excludes(sub);
+  watch->add_option("--rev", revision, "Start at this revision (replaying history); default: from now");
+  watch->add_flag("--prev", prev, "Also print each node's previous value");
+  watch->add_flag("--progress", progress, "Also print progress lines (progress revision=R)");
+  watch->add_option("--max-events", max_events, "Exit after this many events");
+
+  CLI::App* lease_cmd = app.add_subcommand("lease", "Leases: keys attached to one are deleted when it ends");
+  lease_cmd->require_subcommand(1);
+  CLI::App* lease_grant = lease_cmd->add_subcommand("grant", "Grant a lease; prints its id");
+  lease_grant->add_option("ttl", ttl_text, "Time to live: 500ms, 10s, 1m, or seconds")->required();
+  lease_grant->add_option("--id", lease_id, "Ask for this id (default: the next free one)");
+  CLI::App* lease_keepalive = lease_cmd->add_subcommand(
+      "keepalive", "Renew a lease every third of its TTL until interrupted, printing each renewal");
+  lease_keepalive->add_option("id", lease_id)->required();
+  lease_keepalive->add_flag("--once", once, "Renew once and exit");
+  CLI::App* lease_revoke = lease_cmd->add_subcommand("revoke", "End a lease now, deleting its keys in one revision");
+  lease_revoke->add_option("id", lease_id)->required();
+  CLI::App* lease_ttl = lease_cmd->add_subcommand(
+      "ttl", "Show a lease's TTL, the leader's time left on it, its keep-alives and keys");
+  lease_ttl->add_option("id", lease_id)->required();
+
+  CLI::App* snapshot = app.add_subcommand("snapshot", "State snapshots");
+  snapshot->require_subcommand(1);
+  CLI::App* snapshot_save = snapshot->add_subcommand(
+      "save", "Save the first answering member's whole state to FILE (written to FILE.part, then renamed)");
+  snapshot_save->add_option("file", snapshot_path)->required();
 
   CLI::App* status = app.add_subcommand("status", "Show every endpoint's role, term, commit and applied index");
 
@@ -463,6 +700,10 @@ int main(int argc, char** argv) {
   }
   options.timeout = *timeout;
   options.attempt_timeout = std::min(options.attempt_timeout, *timeout);
+  if (*watch || *lease_keepalive) {
+    catch_interrupts();
+    options.interrupted = [] { return g_interrupted != 0; };
+  }
   Ctl ctl(globals, options);
 
   using coord::kv::Op;
@@ -471,12 +712,12 @@ int main(int argc, char** argv) {
   if (*ls) return cmd_ls(ctl, path, revision, serializable);
   if (*range) return cmd_range(ctl, path, revision, serializable, keys_only);
   if (*put) {
-    Op op = Op::put(path, value);
+    Op op = Op::put(path, value, lease);
     op.parents = parents;
     return cmd_write(ctl, coord::kv::single(std::move(op)));
   }
   if (*create) {
-    Op op = sequential ? Op::create_sequential(path, value) : Op::create(path, value);
+    Op op = sequential ? Op::create_sequential(path, value, lease) : Op::create(path, value, lease);
     op.parents = parents;
     return cmd_write(ctl, coord::kv::single(std::move(op)));
   }
@@ -486,6 +727,27 @@ int main(int argc, char** argv) {
                                          : coord::kv::compare_and_set_value(path, *expect_value, value));
   }
   if (*txn) return cmd_txn(ctl);
+  if (*compact) return cmd_compact(ctl, compact_revision);
+  if (*snapshot_save) return cmd_snapshot_save(ctl, snapshot_path);
+  if (*watch) {
+    coord::net::WatchOptions w;
+    w.kind = subtree ? coord::kv::WatchKind::Subtree : (children ? coord::kv::WatchKind::Children : coord::kv::WatchKind::Key);
+    w.path = path;
+    w.start_revision = revision;
+    w.prev = prev;
+    return cmd_watch(ctl, std::move(w), progress, max_events);
+  }
+  if (*lease_grant) {
+    const auto ttl = parse_duration(ttl_text);
+    if (!ttl) {
+      std::cerr << "coordctl: lease grant: " << ttl_text << " is not a duration (500ms, 10s, 1m)\n";
+      return kExitUsage;
+    }
+    return cmd_lease_grant(ctl, *ttl, lease_id);
+  }
+  if (*lease_keepalive) return cmd_lease_keepalive(ctl, lease_id, once);
+  if (*lease_revoke) return cmd_lease_revoke(ctl, lease_id);
+  if (*lease_ttl) return cmd_lease_ttl(ctl, lease_id);
   if (*status) return cmd_status(ctl, options.endpoints);
   if (*member_list) return cmd_member_list(ctl);
   std::cerr << "coordctl: no command\n";

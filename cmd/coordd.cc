@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::uint64_t snapshot_every = options.host.snapshot_every_entries;
   std::uint64_t request_timeout_ms = 5000;
+  std::uint64_t watch_progress_ms = 2000;
+  bool no_forward = false;
 
   app.add_option("--name", options.name, "This member's name in --initial-cluster")->required();
   app.add_option("--data-dir", options.data_dir, "Directory for the Raft log and the state (created if missing)")
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--cluster-token", options.cluster_token,
                  "Cluster identity; default: derived from --initial-cluster");
+  app.add_option("--listen-metrics", options.listen_metrics,
+                 "host:port to serve Prometheus metrics on (/metrics); default: none");
   app.add_option("--advertise-client", options.advertise_client,
                  "Client address other members hand out for this one (default: the bound --listen-client)");
   app.add_option("--tick-ms", options.tick_ms, "Raft tick interval in milliseconds")->capture_default_str();
@@ -68,6 +72,18 @@ int main(int argc, char** argv) {
   app.add_option("--request-timeout-ms", request_timeout_ms,
                  "Answer Timeout to a request not done within this long")
       ->capture_default_str();
+  app.add_option("--watch-progress-ms", watch_progress_ms,
+                 "Send an idle watch a progress frame this often, so its client can tell it from a dead "
+                 "connection (0: never)")
+      ->capture_default_str();
+  app.add_option("--watch-buffer-events", options.host.limits.watch_buffer_events_max,
+                 "Events a watcher may have waiting (its client not reading) before it is cancelled with "
+                 "watch-overflow (11); the client may resume it")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_flag("--no-forward", no_forward,
+               "Answer writes that reach this member while it follows with NotLeader (the leader's address) "
+               "instead of forwarding them to the leader");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
 
@@ -96,6 +112,10 @@ int main(int argc, char** argv) {
   options.host.snapshot_every_entries = snapshot_every;
   const std::uint64_t ticks = (request_timeout_ms + options.tick_ms - 1) / std::max<std::uint64_t>(options.tick_ms, 1);
   options.host.request_timeout_ticks = static_cast<int>(std::max<std::uint64_t>(ticks, 1));
+  options.forward.timeout_ms = request_timeout_ms;
+  options.host.forward_to_leader = !no_forward;
+  options.host.watch.progress_interval_ticks =
+      watch_progress_ms == 0 ? 0 : std::max<std::uint64_t>(1, watch_progress_ms / std::max<std::uint64_t>(options.tick_ms, 1));
 
   // A write to a socket the other side closed must be an error (EPIPE), not a signal that kills us.
   std::signal(SIGPIPE, SIG_IGN);

@@ -28,10 +28,23 @@ COORD_SAME_VALUE(fb::RequestKind, RequestKind, List);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, Range);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, Status);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, MemberList);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, LeaseTtl);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, Watch);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, WatchCancel);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, Snapshot);
+COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Key);
+COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Subtree);
+COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Children);
+COORD_SAME_VALUE(fb::EventType, kv::EventType, Created);
+COORD_SAME_VALUE(fb::EventType, kv::EventType, Updated);
+COORD_SAME_VALUE(fb::EventType, kv::EventType, Deleted);
+COORD_SAME_VALUE(kv::Error, ErrorCode, LeaseRenewed);
 COORD_SAME_VALUE(kv::Error, ErrorCode, StaleState);
 COORD_SAME_VALUE(kv::Error, ErrorCode, InvalidRequest);
 #undef COORD_SAME_VALUE
 static_assert(static_cast<std::uint8_t>(fb::RequestKind::MAX) == request_kind_max);
+constexpr std::uint8_t watch_kind_max = static_cast<std::uint8_t>(fb::WatchKind::MAX);
+constexpr std::uint8_t event_type_max = static_cast<std::uint8_t>(fb::EventType::MAX);
 static_assert(kv::error_code_max < static_cast<std::uint16_t>(ErrorCode::NotLeader),
               "kv error codes must stay below the service's own (100 and up)");
 
@@ -155,10 +168,29 @@ StatusInfo read_status(const fb::Status& s) {
   return out;
 }
 
+flatbuffers::Offset<fb::Event> build_event(flatbuffers::FlatBufferBuilder& fbb, const kv::Event& e) {
+  auto path = fbb.CreateString(e.path);
+  flatbuffers::Offset<fb::Node> node;
+  if (e.node) node = build_node(fbb, *e.node);
+  flatbuffers::Offset<fb::Node> prev;
+  if (e.prev) prev = build_node(fbb, *e.prev);
+  fb::EventBuilder b(fbb);
+  b.add_type(static_cast<fb::EventType>(e.type));
+  b.add_path(path);
+  b.add_revision(e.revision);
+  if (!node.IsNull()) b.add_node(node);
+  if (!prev.IsNull()) b.add_prev(prev);
+  return b.Finish();
+}
+
 std::string build_response(const ClientResponse& r) {
   std::size_t payload_bytes = 256 + r.message.size();
   if (r.node) payload_bytes += r.node->value.size();
   for (const kv::KeyValue& kv : r.nodes) payload_bytes += kv.path.size() + kv.node.value.size() + 96;
+  payload_bytes += r.chunk.size();
+  for (const kv::Event& e : r.events) {
+    payload_bytes += e.path.size() + 160 + (e.node ? e.node->value.size() : 0) + (e.prev ? e.prev->value.size() : 0);
+  }
   flatbuffers::FlatBufferBuilder fbb(payload_bytes);
 
   auto message = fbb.CreateString(r.message);
@@ -199,6 +231,22 @@ std::string build_response(const ClientResponse& r) {
     members = fbb.CreateVector(offsets);
   }
 
+  flatbuffers::Offset<fb::LeaseInfo> lease;
+  if (r.lease) {
+    auto keys = fbb.CreateVectorOfStrings(r.lease->keys);
+    lease = fb::CreateLeaseInfo(fbb, r.lease->id, r.lease->ttl_ms, r.lease->keepalives, r.lease->remaining_ms, keys);
+  }
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Event>>> events;
+  if (!r.events.empty()) {
+    std::vector<flatbuffers::Offset<fb::Event>> offsets;
+    offsets.reserve(r.events.size());
+    for (const kv::Event& e : r.events) offsets.push_back(build_event(fbb, e));
+    events = fbb.CreateVector(offsets);
+  }
+
+  flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> chunk;
+  if (!r.chunk.empty()) chunk = bytes_vector(fbb, r.chunk);
+
   fb::ResponseBuilder b(fbb);
   b.add_id(r.id);
   b.add_error(static_cast<std::uint16_t>(r.error));
@@ -214,6 +262,16 @@ std::string build_response(const ClientResponse& r) {
   b.add_more(r.more);
   if (!status.IsNull()) b.add_status(status);
   if (!members.IsNull()) b.add_members(members);
+  if (!lease.IsNull()) b.add_lease(lease);
+  b.add_watch_id(r.watch_id);
+  if (!events.IsNull()) b.add_events(events);
+  b.add_progress_revision(r.progress_revision);
+  b.add_canceled(r.canceled);
+  if (!chunk.IsNull()) b.add_chunk(chunk);
+  b.add_offset(r.offset);
+  b.add_total_bytes(r.total_bytes);
+  b.add_done(r.done);
+  b.add_index(r.index);
   fbb.Finish(b.Finish(), identifier);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -238,6 +296,11 @@ std::string encode_request(const ClientRequest& r) {
   if (!start_after.IsNull()) b.add_start_after(start_after);
   b.add_limit(r.limit);
   b.add_keys_only(r.keys_only);
+  b.add_lease(r.lease);
+  b.add_watch_kind(static_cast<fb::WatchKind>(r.watch_kind));
+  b.add_prev(r.prev);
+  b.add_watch_id(r.watch_id);
+  b.add_forwarded(r.forwarded);
   fbb.Finish(b.Finish(), identifier);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -253,6 +316,11 @@ std::optional<ClientRequest> decode_request(std::string_view bytes, std::string*
     fail(error, fmt::format("unknown request kind {}", kind));
     return std::nullopt;
   }
+  const auto watch_kind = static_cast<std::uint8_t>(in->watch_kind());
+  if (watch_kind > watch_kind_max) {
+    fail(error, fmt::format("unknown watch kind {}", watch_kind));
+    return std::nullopt;
+  }
   ClientRequest out;
   out.id = in->id();
   out.kind = static_cast<RequestKind>(kind);
@@ -263,6 +331,11 @@ std::optional<ClientRequest> decode_request(std::string_view bytes, std::string*
   out.start_after = to_string(in->start_after());
   out.limit = in->limit();
   out.keys_only = in->keys_only();
+  out.lease = in->lease();
+  out.watch_kind = static_cast<kv::WatchKind>(watch_kind);
+  out.prev = in->prev();
+  out.watch_id = in->watch_id();
+  out.forwarded = in->forwarded();
   return out;
 }
 
@@ -323,6 +396,39 @@ std::optional<ClientResponse> decode_response(std::string_view bytes, std::strin
                                        m->leader()});
     }
   }
+  if (const fb::LeaseInfo* l = in->lease()) {
+    LeaseTtlInfo lease{l->id(), l->ttl_ms(), l->keepalives(), l->remaining_ms(), {}};
+    if (const auto* keys = l->keys()) {
+      lease.keys.reserve(keys->size());
+      for (const flatbuffers::String* k : *keys) lease.keys.push_back(to_string(k));
+    }
+    out.lease = std::move(lease);
+  }
+  out.watch_id = in->watch_id();
+  if (const auto* events = in->events()) {
+    out.events.reserve(events->size());
+    for (const fb::Event* e : *events) {
+      const auto type = static_cast<std::uint8_t>(e->type());
+      if (type > event_type_max) {
+        fail(error, fmt::format("unknown event type {} in response", type));
+        return std::nullopt;
+      }
+      kv::Event event;
+      event.type = static_cast<kv::EventType>(type);
+      event.path = to_string(e->path());
+      event.revision = e->revision();
+      if (e->node() != nullptr) event.node = read_node(*e->node());
+      if (e->prev() != nullptr) event.prev = read_node(*e->prev());
+      out.events.push_back(std::move(event));
+    }
+  }
+  out.progress_revision = in->progress_revision();
+  out.canceled = in->canceled();
+  out.chunk = to_string(in->chunk());
+  out.offset = in->offset();
+  out.total_bytes = in->total_bytes();
+  out.done = in->done();
+  out.index = in->index();
   return out;
 }
 

@@ -16,6 +16,10 @@ const char* to_string(RequestKind kind) {
     case RequestKind::Range: return "range";
     case RequestKind::Status: return "status";
     case RequestKind::MemberList: return "member-list";
+    case RequestKind::LeaseTtl: return "lease-ttl";
+    case RequestKind::Watch: return "watch";
+    case RequestKind::WatchCancel: return "watch-cancel";
+    case RequestKind::Snapshot: return "snapshot";
   }
   return "unknown";
 }

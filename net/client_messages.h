@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "kv/command.h"
+#include "kv/event.h"
 #include "kv/reads.h"
+#include "kv/watch.h"
 
 namespace coord::net {
 
@@ -22,8 +24,12 @@ enum class RequestKind : std::uint8_t {
   Range = 5,
   Status = 6,
   MemberList = 7,
+  LeaseTtl = 8,
+  Watch = 9,
+  WatchCancel = 10,
+  Snapshot = 11,
 };
-inline constexpr std::uint8_t request_kind_max = 7;
+inline constexpr std::uint8_t request_kind_max = 11;
 
 // 0-99: kv::Error, same numbers (those kv adds later pass through as they are); 100 and up:
 // the service's own. Only the ones this code names are listed.
@@ -43,6 +49,11 @@ enum class ErrorCode : std::uint16_t {
   TooManyWatchers = 12,
   UnknownWatch = 13,
   StaleState = 14,
+  LeaseNotFound = 15,
+  LeaseExists = 16,
+  NoChildrenForEphemerals = 17,
+  TooManyLeases = 18,
+  LeaseRenewed = 19,
   NotLeader = 100,
   Unavailable = 101,
   Timeout = 102,
@@ -65,6 +76,11 @@ struct ClientRequest {
   std::string start_after;
   std::uint32_t limit = 0;
   bool keys_only = false;
+  kv::LeaseId lease = 0;                          // LeaseTtl
+  kv::WatchKind watch_kind = kv::WatchKind::Key;  // Watch
+  bool prev = false;                              // Watch
+  kv::WatchId watch_id = 0;                       // WatchCancel
+  bool forwarded = false;  // sent by a replica on a client's behalf: never forwarded again
 
   bool operator==(const ClientRequest&) const = default;
 };
@@ -107,6 +123,17 @@ struct StatusInfo {
   bool operator==(const StatusInfo&) const = default;
 };
 
+// A lease as the leader sees it: the state machine's record and the leader's countdown.
+struct LeaseTtlInfo {
+  kv::LeaseId id = 0;
+  std::uint64_t ttl_ms = 0;
+  std::uint64_t keepalives = 0;
+  std::uint64_t remaining_ms = 0;
+  std::vector<std::string> keys;
+
+  bool operator==(const LeaseTtlInfo&) const = default;
+};
+
 struct ClientResponse {
   std::uint64_t id = 0;
   ErrorCode error = ErrorCode::Ok;
@@ -122,6 +149,18 @@ struct ClientResponse {
   bool more = false;
   std::optional<StatusInfo> status;
   std::vector<MemberInfo> members;
+  std::optional<LeaseTtlInfo> lease;  // LeaseTtl
+  // Watch streams (client_protocol.fbs): the answer to Watch and every frame after it.
+  kv::WatchId watch_id = 0;
+  std::vector<kv::Event> events;
+  kv::Revision progress_revision = 0;
+  bool canceled = false;
+  // Snapshot streams (client_protocol.fbs).
+  std::string chunk;
+  std::uint64_t offset = 0;
+  std::uint64_t total_bytes = 0;
+  bool done = false;
+  std::uint64_t index = 0;
 
   bool ok() const { return error == ErrorCode::Ok; }
   bool operator==(const ClientResponse&) const = default;

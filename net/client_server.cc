@@ -71,6 +71,11 @@ void ClientServer::respond(ConnectionId connection, const ClientResponse& respon
   send(*it->second, response);
 }
 
+std::size_t ClientServer::queued_bytes(ConnectionId connection) const {
+  auto it = connections_.find(connection);
+  return it == connections_.end() ? 0 : it->second->queued_bytes();
+}
+
 void ClientServer::send(Connection& connection, const ClientResponse& response) {
   if (connection.send_frame(FrameKind::ClientResponse, encode_response(response))) return;
   if (connection.closing()) return;
@@ -83,6 +88,7 @@ void ClientServer::send(Connection& connection, const ClientResponse& response) 
 void ClientServer::on_closed(Connection& connection, const std::string& reason) {
   connections_.erase(connection.id());
   spdlog::debug("client port: {} closed: {}", connection.remote(), reason);
+  sink_.on_connection_closed(connection.id());
 }
 
 void ClientServer::close() {

@@ -46,6 +46,8 @@ class ClientServer final : private Connection::Handler {
    public:
     virtual ~Sink() = default;
     virtual void on_request(ConnectionId connection, const ClientRequest& request) = 0;
+    // The connection closed (either side): what it had opened (watches) can go.
+    virtual void on_connection_closed(ConnectionId connection) { (void)connection; }
   };
 
   ClientServer(uv_loop_t* loop, Sink& sink, const ClientServerOptions& options);
@@ -59,6 +61,8 @@ class ClientServer final : private Connection::Handler {
 
   // Sends a response; dropped when the connection is gone (its client gave up).
   void respond(ConnectionId connection, const ClientResponse& response);
+  // Bytes waiting to go out on the connection (0 once it is gone).
+  std::size_t queued_bytes(ConnectionId connection) const;
 
   void close();
   const ClientServerStats& stats() const { return stats_; }

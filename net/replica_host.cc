@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <utility>
 #include <variant>
@@ -37,7 +38,8 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       self_(self),
       self_client_address_(std::move(self_client_address)),
       output_(output),
-      disk_(disk) {
+      disk_(disk),
+      watches_(options.watch) {
   open_stores(data_dir);
   raft::RestoreState restore = log_->load();
   // The state machine commits on its own, after the log: it may be behind the log's snapshot
@@ -70,6 +72,14 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                sm_->revision());
   node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
   logged_term_ = node_->term();
+  leases_.reset(sm_->leases().value, now_ms());
+}
+
+std::uint64_t ReplicaHost::now_ms() const {
+  if (options_.clock_ms) return options_.clock_ms();
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 ReplicaHost::~ReplicaHost() = default;
@@ -98,6 +108,10 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
 
 void ReplicaHost::tick() {
   if (failed_ || stopped_) return;
+  ++wall_ticks_;
+  watches_.heartbeat(
+      *sm_, wall_ticks_, [this](ConnectionId c) { return output_.queued_bytes(c); },
+      [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
   if (persisting_) {
     // Overdue ticks collapse, as a timer wheel's do: a long fsync must not fire a burst of
     // elections afterwards.
@@ -111,7 +125,9 @@ void ReplicaHost::do_tick() {
   ++ticks_;
   node_->tick();
   if (!check_fault()) return;
+  sync_leadership();
   expire_requests();
+  expire_leases();
 }
 
 void ReplicaHost::step(const raft::Message& message) {
@@ -123,7 +139,7 @@ void ReplicaHost::step(const raft::Message& message) {
     return;
   }
   node_->step(message);
-  check_fault();
+  if (check_fault()) sync_leadership();
 }
 
 void ReplicaHost::set_client_address(raft::NodeId id, std::string address) {
@@ -135,7 +151,7 @@ void ReplicaHost::request(ConnectionId connection, const ClientRequest& request)
     output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "replica stopping"));
     return;
   }
-  const bool needs_core = request.kind == RequestKind::Write ||
+  const bool needs_core = request.kind == RequestKind::Write || request.kind == RequestKind::LeaseTtl ||
                           ((request.kind == RequestKind::Get || request.kind == RequestKind::Exists ||
                             request.kind == RequestKind::List || request.kind == RequestKind::Range) &&
                            !request.serializable);
@@ -169,7 +185,7 @@ void ReplicaHost::drain_inbox() {
     inbox_.pop_front();
     if (auto* m = std::get_if<raft::Message>(&input)) {
       node_->step(*m);
-      check_fault();
+      if (check_fault()) sync_leadership();
     } else {
       auto& q = std::get<QueuedRequest>(input);
       do_request(q.connection, q.request);
@@ -195,13 +211,90 @@ void ReplicaHost::do_request(ConnectionId connection, const ClientRequest& reque
     case RequestKind::MemberList:
       output_.respond(connection, members_response(request.id));
       return;
+    case RequestKind::LeaseTtl:
+      request_lease_ttl(connection, request);
+      return;
+    case RequestKind::Watch:
+      // The hub reads only the state machine, which the disk thread never touches.
+      output_.respond(connection, watches_.open(connection, request, *sm_));
+      return;
+    case RequestKind::WatchCancel:
+      output_.respond(connection, watches_.cancel(connection, request, *sm_));
+      return;
+    case RequestKind::Snapshot:
+      request_snapshot(connection, request);
+      return;
   }
   output_.respond(connection, error_response(request.id, ErrorCode::InvalidRequest, "unknown request kind"));
 }
 
+void ReplicaHost::connection_closed(ConnectionId connection) {
+  if (failed_) return;
+  watches_.connection_closed(connection, *sm_);
+  std::erase_if(transfers_, [&](const SnapshotTransfer& t) { return t.connection == connection; });
+}
+
+void ReplicaHost::request_snapshot(ConnectionId connection, const ClientRequest& request) {
+  if (transfers_.size() >= options_.snapshot_transfers_max) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
+                                               fmt::format("{} snapshot transfers under way; retry later",
+                                                           transfers_.size())));
+    return;
+  }
+  SnapshotTransfer t;
+  t.connection = connection;
+  t.request_id = request.id;
+  try {
+    const kv::SnapshotSource source = sm_->begin_snapshot();
+    t.data = std::make_shared<const std::string>(source.bytes());
+    t.revision = source.revision();
+    t.index = source.index();
+  } catch (const kv::StorageError& e) {
+    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
+                                               fmt::format("snapshot failed: {}", e.what())));
+    return;
+  }
+  spdlog::info("snapshot transfer started bytes={} index={} revision={}", t.data->size(), t.index, t.revision);
+  transfers_.push_back(std::move(t));
+  send_snapshots();
+}
+
+void ReplicaHost::send_snapshots() {
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    SnapshotTransfer& t = *it;
+    bool done = false;
+    while (!done && output_.queued_bytes(t.connection) < options_.snapshot_send_queue_bytes_max) {
+      const std::size_t n = std::min<std::size_t>(options_.snapshot_chunk_bytes, t.data->size() - t.offset);
+      ClientResponse r;
+      r.id = t.request_id;
+      r.chunk = t.data->substr(t.offset, n);
+      r.offset = t.offset;
+      r.total_bytes = t.data->size();
+      r.revision = t.revision;
+      r.index = t.index;
+      t.offset += n;
+      done = t.offset == t.data->size();
+      r.done = done;
+      output_.respond(t.connection, r);
+    }
+    it = done ? transfers_.erase(it) : it + 1;
+  }
+}
+
+void ReplicaHost::route_to_leader(ConnectionId connection, const ClientRequest& request) {
+  const raft::NodeId leader = node_->leader();
+  if (options_.forward_to_leader && !request.forwarded && leader != raft::kNoNode && leader != self_.id) {
+    ClientResponse hint = not_leader(request.id);
+    if (hint.leader && !hint.leader->client_address.empty() && output_.forward(connection, request, *hint.leader)) {
+      return;
+    }
+  }
+  output_.respond(connection, not_leader(request.id));
+}
+
 void ReplicaHost::request_write(ConnectionId connection, const ClientRequest& request) {
   if (node_->role() != raft::Role::Leader) {
-    output_.respond(connection, not_leader(request.id));
+    route_to_leader(connection, request);
     return;
   }
   if (request.command.size() > options_.limits.command_bytes_max) {
@@ -231,7 +324,7 @@ void ReplicaHost::request_write(ConnectionId connection, const ClientRequest& re
   const raft::ProposeResult proposed = node_->propose(request.command);
   if (!check_fault()) return;
   if (proposed.error == raft::Error::NotLeader) {
-    output_.respond(connection, not_leader(request.id));
+    route_to_leader(connection, request);
     return;
   }
   if (proposed.error != raft::Error::Ok) {
@@ -272,6 +365,72 @@ void ReplicaHost::request_read(ConnectionId connection, const ClientRequest& req
                                               std::nullopt});
 }
 
+void ReplicaHost::request_lease_ttl(ConnectionId connection, const ClientRequest& request) {
+  // Only the leader's clock counts down. A ReadIndex round confirms it still leads (a deposed
+  // leader that has not heard of its successor would report a countdown nobody runs); the
+  // answer is computed when the read is served.
+  if (node_->role() != raft::Role::Leader) {
+    route_to_leader(connection, request);
+    return;
+  }
+  ClientRequest read = request;
+  read.serializable = false;
+  request_read(connection, read);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+void ReplicaHost::sync_leadership() {
+  const bool leading = node_->role() == raft::Role::Leader;
+  if (leading == leases_.leading()) return;
+  if (leading) {
+    // Whatever its predecessor had counted is unknown here: every countdown starts over.
+    leases_.on_become_leader(now_ms());
+    spdlog::info("lease countdowns restarted leases={}", leases_.size());
+  } else {
+    leases_.on_lose_leadership();
+  }
+}
+
+void ReplicaHost::expire_leases() {
+  if (node_->role() != raft::Role::Leader || !leases_.leading()) return;
+  const std::vector<kv::LeaseExpire> expired = leases_.expired(now_ms(), options_.lease_expiries_per_tick_max);
+  for (const kv::LeaseExpire& e : expired) {
+    kv::Command command;  // session 0: an expiry is not de-duplicated, the keep-alive count guards it
+    command.body = e;
+    const raft::ProposeResult proposed = node_->propose(kv::encode_command(command));
+    if (!check_fault()) return;
+    if (proposed.error != raft::Error::Ok) {
+      leases_.on_expire_dropped(e.id);  // asked again on the next tick
+      continue;
+    }
+    spdlog::info("lease expired id={} keepalives={} proposed index={}", e.id, e.keepalives, proposed.index);
+  }
+}
+
+void ReplicaHost::track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results) {
+  const std::uint64_t now = now_ms();
+  for (std::size_t i = 0; i < committed.size(); ++i) {
+    const kv::Result& result = results[i];
+    const kv::Error error = result.status.error;
+    // Only lease commands fill result.lease or fail with a lease error: decode just those again.
+    if (result.lease.lease.id == 0 && error != kv::Error::LeaseNotFound && error != kv::Error::LeaseRenewed) continue;
+    if (committed[i].type != raft::EntryType::Normal) continue;
+    const kv::DecodedCommand decoded = kv::decode_command(committed[i].data);
+    if (!decoded.status.ok()) continue;
+    leases_.on_applied(decoded.command.body, result, now);
+    if (const auto* expire = std::get_if<kv::LeaseExpire>(&decoded.command.body);
+        expire != nullptr && error == kv::Error::LeaseRenewed) {
+      // A keep-alive was applied after the expiry was decided. Its countdown normally restarted
+      // then; but a clock that learned an older count (a retried grant answered from its
+      // session) would keep proposing stale expiries, so start over from the state's count.
+      const auto info = sm_->lease_ttl(expire->id, /*with_keys=*/false);
+      if (info.ok()) leases_.on_keepalive_applied(info.value.lease, now);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The Ready cycle
 
@@ -281,7 +440,17 @@ void ReplicaHost::pump() {
     if (failed_ || !node_->has_ready()) break;
     start_ready();
   }
-  if (!failed_) log_role_change();
+  if (failed_) return;
+  log_role_change();
+  deliver_watches();
+  if (!transfers_.empty() && !stopped_) send_snapshots();
+}
+
+void ReplicaHost::deliver_watches() {
+  if (stopped_) return;
+  watches_.deliver(
+      *sm_, [this](ConnectionId c) { return output_.queued_bytes(c); },
+      [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
 }
 
 void ReplicaHost::stop() { stopped_ = true; }
@@ -331,6 +500,7 @@ void ReplicaHost::persisted() {
 }
 
 void ReplicaHost::finish_ready(raft::Ready& ready) {
+  sync_leadership();
   // The log holds the snapshot now; a crash before the state catches up is repaired at start.
   if (ready.snapshot) {
     install_snapshot(*ready.snapshot);
@@ -374,6 +544,7 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
     return;
   }
   last_snapshot_index_ = index;
+  leases_.reset(sm_->leases().value, now_ms());
   // Entries covered by a snapshot are never handed out one by one, so whether these writes made
   // it cannot be told here.
   while (!pending_writes_.empty() && pending_writes_.begin()->first <= index) {
@@ -405,6 +576,7 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
     fail(fmt::format("applying entries {}..{} failed: {}", committed.front().index, committed.back().index, e.what()));
     return;
   }
+  track_leases(committed, results);
   for (std::size_t i = 0; i < committed.size(); ++i) {
     auto it = pending_writes_.find(committed[i].index);
     if (it == pending_writes_.end()) continue;
@@ -532,6 +704,8 @@ ClientResponse ReplicaHost::read_now(const ClientRequest& request) const {
         out.more = r.value.more;
         return out;
       }
+      case RequestKind::LeaseTtl:
+        return lease_ttl_now(request);
       default:
         break;
     }
@@ -539,6 +713,20 @@ ClientResponse ReplicaHost::read_now(const ClientRequest& request) const {
     return error_response(request.id, ErrorCode::Unavailable, fmt::format("read failed: {}", e.what()));
   }
   return error_response(request.id, ErrorCode::InvalidRequest, "not a read");
+}
+
+ClientResponse ReplicaHost::lease_ttl_now(const ClientRequest& request) const {
+  if (node_->role() != raft::Role::Leader || !leases_.leading()) return not_leader(request.id);
+  auto r = sm_->lease_ttl(request.lease, /*with_keys=*/true);
+  ClientResponse out = from_status(request.id, r.status);
+  out.revision = r.revision;
+  if (!r.ok()) return out;
+  // A lease the clock has not heard of yet (its grant is applied in this very cycle) has its
+  // whole TTL ahead of it.
+  const std::optional<std::uint64_t> remaining = leases_.remaining(request.lease, now_ms());
+  out.lease = LeaseTtlInfo{request.lease, r.value.lease.ttl_ms, r.value.lease.keepalives,
+                           remaining.value_or(r.value.lease.ttl_ms), std::move(r.value.keys)};
+  return out;
 }
 
 ClientResponse ReplicaHost::status_response(std::uint64_t id) const {
@@ -618,6 +806,9 @@ void ReplicaHost::fail(const std::string& reason) {
   }
   pending_writes_.clear();
   pending_reads_.clear();
+  transfers_.clear();
+  watches_.end_all(ErrorCode::Unavailable, "replica stopped; resume the watch on another member", *sm_,
+                   [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
   output_.fatal(reason);
 }
 

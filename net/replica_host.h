@@ -19,6 +19,20 @@
 // sequence is safe). Linearizable reads go through ReadIndex on any member (a follower asks the
 // leader); serializable reads are served at once from local state.
 //
+// Leases: every replica tracks the leases it has applied in a kv::LeaseClock; only the leader's
+// counts down (restarted, for every lease, when it becomes leader), and when a countdown runs
+// out the leader proposes LeaseExpire with the keep-alive count it saw, so that every replica
+// deletes the same keys at the same revision and a keep-alive that raced the expiry wins.
+// Keep-alives are ordinary writes: only a leader whose term commits them answers. LeaseTtl is
+// served by the leader after a ReadIndex round confirms it still leads.
+//
+// Watches: any member serves them from its own state machine's watch hub (net/watch_streams.h),
+// polled after every applied batch.
+//
+// Forwarding: a write (or LeaseTtl) that reaches a follower goes to the leader through the
+// output (HostOutput::forward), with its command bytes, so its session and sequence, unchanged;
+// a forwarded request is never forwarded again (one hop), it is answered NotLeader instead.
+//
 // Fail-stop: when the log store or the state machine's storage fails, or the core reports a
 // fault, the host stops taking input and tells its output (fatal); the process must restart
 // from disk. A failed fsync cannot be retried safely (the kernel may have dropped the pages).
@@ -33,13 +47,16 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
+#include "kv/lease_clock.h"
 #include "kv/limits.h"
 #include "kv/lmdb_storage.h"
 #include "kv/state_machine.h"
 #include "net/client_messages.h"
 #include "net/cluster_config.h"
 #include "net/connection.h"
+#include "net/watch_streams.h"
 #include "raft/config.h"
 #include "raft/node.h"
 #include "raft/random.h"
@@ -66,6 +83,21 @@ struct HostOptions {
   // Ticks that came due while busy fire at once afterwards, at most this many.
   int tick_burst_max = 20;
   kv::Limits limits;
+  // The monotonic clock lease countdowns run on, in milliseconds; empty: std::chrono's
+  // steady_clock.
+  std::function<std::uint64_t()> clock_ms;
+  // LeaseExpire proposals per tick at most; the rest follow on the next ticks.
+  std::size_t lease_expiries_per_tick_max = 256;
+  WatchStreamOptions watch;
+  // Send writes and LeaseTtl that reach a follower on to the leader (HostOutput::forward)
+  // instead of answering NotLeader.
+  bool forward_to_leader = true;
+  // Snapshot requests (coordctl snapshot save): the state is serialized on the loop thread, held
+  // in memory, and sent in chunks of snapshot_chunk_bytes while the connection has less than
+  // snapshot_send_queue_bytes_max queued; at most snapshot_transfers_max at once.
+  std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+  std::size_t snapshot_send_queue_bytes_max = std::size_t{4} << 20;
+  std::size_t snapshot_transfers_max = 2;
   std::size_t kv_map_bytes = std::size_t{8} << 30;
   std::size_t log_map_bytes = storage::log_map_bytes_default;
 };
@@ -78,6 +110,20 @@ class HostOutput {
   virtual void respond(ConnectionId connection, const ClientResponse& response) = 0;
   // The host stopped for good; `reason` says why. Called once.
   virtual void fatal(const std::string& reason) = 0;
+  // Bytes waiting to go out on a client connection: watch streams are not polled beyond a bound.
+  virtual std::size_t queued_bytes(ConnectionId connection) const {
+    (void)connection;
+    return 0;
+  }
+  // Sends `request` to the leader's client port on the client's behalf and relays the answer to
+  // `connection` (with the client's request id). False when it cannot; the host then answers
+  // NotLeader with the hint, as it would without forwarding.
+  virtual bool forward(ConnectionId connection, const ClientRequest& request, const LeaderHint& leader) {
+    (void)connection;
+    (void)request;
+    (void)leader;
+    return false;
+  }
 };
 
 // Runs the log write away from the event loop: `work` on another thread, then `done` back on the
@@ -112,6 +158,8 @@ class ReplicaHost {
   void tick();
   void step(const raft::Message& message);
   void request(ConnectionId connection, const ClientRequest& request);
+  // The client connection is gone: its watches end.
+  void connection_closed(ConnectionId connection);
   // A peer told us its client address (net/peer_codec.h), for leader hints and member lists.
   void set_client_address(raft::NodeId id, std::string address);
 
@@ -126,6 +174,8 @@ class ReplicaHost {
   std::uint64_t inbox_drops() const { return inbox_drops_; }
   const raft::Node& node() const { return *node_; }
   const kv::StateMachine& state() const { return *sm_; }
+  const kv::LeaseClock& lease_clock() const { return leases_; }
+  std::size_t watch_streams() const { return watches_.size(); }
 
  private:
   struct PendingWrite {
@@ -160,10 +210,21 @@ class ReplicaHost {
   void maybe_snapshot();
   void expire_requests();
   void log_role_change();
+  void sync_leadership();
+  void expire_leases();
+  void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
+  void deliver_watches();
+  void request_snapshot(ConnectionId connection, const ClientRequest& request);
+  void send_snapshots();
+  std::uint64_t now_ms() const;
 
   void request_write(ConnectionId connection, const ClientRequest& request);
   void request_read(ConnectionId connection, const ClientRequest& request);
+  void request_lease_ttl(ConnectionId connection, const ClientRequest& request);
+  // Not the leader: forward when possible, else NotLeader (Unavailable without a leader).
+  void route_to_leader(ConnectionId connection, const ClientRequest& request);
   ClientResponse read_now(const ClientRequest& request) const;
+  ClientResponse lease_ttl_now(const ClientRequest& request) const;
   ClientResponse status_response(std::uint64_t id) const;
   ClientResponse members_response(std::uint64_t id) const;
   ClientResponse not_leader(std::uint64_t id) const;
@@ -183,11 +244,24 @@ class ReplicaHost {
   std::unique_ptr<kv::StateMachine> sm_;
   std::unique_ptr<raft::Node> node_;
 
+  kv::LeaseClock leases_;
+  WatchStreams watches_;
+  struct SnapshotTransfer {
+    ConnectionId connection = 0;
+    std::uint64_t request_id = 0;
+    std::shared_ptr<const std::string> data;
+    std::uint64_t offset = 0;
+    kv::Revision revision = 0;
+    raft::Index index = 0;
+  };
+  std::vector<SnapshotTransfer> transfers_;
+
   std::map<raft::NodeId, std::string> client_addresses_;  // learned from peers' hellos
   std::map<raft::Index, PendingWrite> pending_writes_;    // by the proposal's index
   std::map<std::uint64_t, PendingRead> pending_reads_;    // by ReadIndex request id
   std::uint64_t next_read_id_ = 1;
   std::uint64_t ticks_ = 0;
+  std::uint64_t wall_ticks_ = 0;  // every tick, busy or not (watch progress frames)
   raft::Index last_snapshot_index_ = 0;
 
   // Last role, leader and term logged, to log changes once.

@@ -65,10 +65,21 @@ Server::Server(const ServerOptions& options) : options_(options) {
   host_ = std::make_unique<ReplicaHost>(options_.host, cluster_, self_, advertise, options_.data_dir, random_,
                                         host_output, disk_);
 
+  forwarder_ = std::make_unique<Forwarder>(
+      &loop_.loop, [this](ConnectionId c, const ClientResponse& r) { respond(c, r); }, options_.forward);
+
   try {
     PeerTransport::Sink& peer_sink = *this;
     peer_ = std::make_unique<PeerTransport>(&loop_.loop, cluster_, self_.id, advertise, peer_sink, options_.peer);
     peer_->start(options_.listen_peer);
+    if (!options_.listen_metrics.empty()) {
+      try {
+        metrics_ = MetricsExporter::start(options_.listen_metrics, self_.name);
+      } catch (const std::runtime_error& e) {
+        throw StartupError(e.what());
+      }
+      spdlog::info("metrics on http://{}/metrics", metrics_->address());
+    }
     start_handles();
   } catch (...) {
     // The destructor will not run: close what was started so the loop can drain.
@@ -89,7 +100,11 @@ void Server::start_handles() {
   uv_check(uv_timer_start(
                tick_timer_,
                [](uv_timer_t* t) {
-                 if (t->data != nullptr) static_cast<Server*>(t->data)->host_->tick();
+                 if (t->data == nullptr) return;
+                 auto* self = static_cast<Server*>(t->data);
+                 self->host_->tick();
+                 self->forwarder_->expire(uv_now(t->loop));
+                 if (self->metrics_) self->metrics_->update(self->metrics_sample());
                },
                options_.tick_ms, options_.tick_ms),
            "uv_timer_start");
@@ -189,6 +204,7 @@ void Server::stop(const std::string& reason) {
   if (sigint_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(sigint_));
   if (sigterm_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(sigterm_));
   if (peer_) peer_->close();
+  if (forwarder_) forwarder_->close();
   if (client_) client_->close();
 }
 
@@ -205,6 +221,49 @@ void Server::respond(ConnectionId connection, const ClientResponse& response) {
 void Server::fatal(const std::string& reason) {
   exit_code_ = 1;
   stop(fmt::format("fatal: {}", reason));
+}
+
+MetricsSample Server::metrics_sample() const {
+  MetricsSample s;
+  const raft::Node& node = host_->node();
+  s.leader = node.role() == raft::Role::Leader;
+  s.term = node.term();
+  s.commit_index = node.commit();
+  s.applied_index = host_->state().applied_index();
+  s.log_last_index = node.log().last_index();
+  s.snapshot_index = node.snapshot_meta().index;
+  s.revision = host_->state().revision();
+  s.compact_revision = host_->state().compact_revision();
+  s.leases = host_->state().lease_count();
+  s.watchers = host_->watch_streams();
+  s.forwards_in_flight = forwarder_->in_flight();
+  const ClientServerStats& c = client_->stats();
+  s.client_requests = c.requests;
+  s.client_malformed = c.malformed;
+  s.client_refused_connections = c.refused_connections;
+  s.client_slow_closed = c.slow_clients_closed;
+  const PeerTransportStats& p = peer_->stats();
+  s.peer_sent = p.sent;
+  s.peer_received = p.received;
+  s.peer_dropped = p.dropped_disconnected + p.dropped_queue_full;
+  s.inbox_drops = host_->inbox_drops();
+  const ForwarderStats& f = forwarder_->stats();
+  s.forwarded = f.forwarded;
+  s.forward_failures = f.timed_out + f.lost;
+  return s;
+}
+
+std::size_t Server::queued_bytes(ConnectionId connection) const {
+  return client_ ? client_->queued_bytes(connection) : 0;
+}
+
+bool Server::forward(ConnectionId connection, const ClientRequest& request, const LeaderHint& leader) {
+  if (stopping_ || !forwarder_) return false;
+  return forwarder_->forward(connection, request, leader.client_address);
+}
+
+void Server::on_connection_closed(ConnectionId connection) {
+  if (host_) host_->connection_closed(connection);
 }
 
 void Server::on_message(const raft::Message& message) {

@@ -20,6 +20,8 @@
 #include "net/client_server.h"
 #include "net/cluster_config.h"
 #include "net/data_dir.h"
+#include "net/forwarder.h"
+#include "net/metrics.h"
 #include "net/os_random.h"
 #include "net/peer_transport.h"
 #include "net/replica_host.h"
@@ -35,10 +37,12 @@ struct ServerOptions {
   std::string advertise_client;
   std::string initial_cluster;  // "n1=host:port,..."
   std::string cluster_token;    // empty: derived from initial_cluster
+  std::string listen_metrics;   // host:port for Prometheus text on /metrics; empty: none
   std::uint64_t tick_ms = 100;
   HostOptions host;
   PeerTransportOptions peer;
   ClientServerOptions client;
+  ForwarderOptions forward;
 };
 
 // Configuration or data directory problems that stop the server before it serves.
@@ -64,6 +68,8 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   const MemberConfig& self() const { return self_; }
   const std::string& client_address() const { return client_->listen_address(); }
   const std::string& peer_address() const { return peer_->listen_address(); }
+  // The metrics address actually bound ("" without --listen-metrics).
+  std::string metrics_address() const { return metrics_ ? metrics_->address() : std::string(); }
 
  private:
   // The loop outlives every other member: its destructor drains the closes they started.
@@ -77,11 +83,14 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   void send(const raft::Message& message) override;
   void respond(ConnectionId connection, const ClientResponse& response) override;
   void fatal(const std::string& reason) override;
+  std::size_t queued_bytes(ConnectionId connection) const override;
+  bool forward(ConnectionId connection, const ClientRequest& request, const LeaderHint& leader) override;
   // PeerTransport::Sink
   void on_message(const raft::Message& message) override;
   void on_peer_hello(raft::NodeId id, const std::string& client_address) override;
   // ClientServer::Sink
   void on_request(ConnectionId connection, const ClientRequest& request) override;
+  void on_connection_closed(ConnectionId connection) override;
 
   // The host's log writes on libuv's thread pool.
   class UvDiskExecutor final : public DiskExecutor {
@@ -94,6 +103,7 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   };
 
   void start_handles();
+  MetricsSample metrics_sample() const;
 
   Loop loop_;
   UvDiskExecutor disk_{&loop_.loop};
@@ -104,6 +114,8 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   std::unique_ptr<ReplicaHost> host_;
   std::unique_ptr<ClientServer> client_;
   std::unique_ptr<PeerTransport> peer_;
+  std::unique_ptr<Forwarder> forwarder_;
+  std::unique_ptr<MetricsExporter> metrics_;  // its own threads; fed on the tick
   uv_timer_t* tick_timer_ = nullptr;
   uv_check_t* pump_check_ = nullptr;
   uv_signal_t* sigint_ = nullptr;

@@ -92,8 +92,64 @@ TEST_CASE("writes through the leader are read back linearizably on every member"
   }
 }
 
-TEST_CASE("a write sent to a follower is refused with NotLeader and the leader's client address") {
+TEST_CASE("a write sent to a follower is forwarded to the leader, keeping its session and sequence") {
   Cluster cluster(3, kFastArgs);
+  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
+  std::optional<int> leader;
+  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader(all(cluster))).has_value(); }),
+                  cluster.all_logs());
+  const int follower = (*leader + 1) % cluster.size();
+  const int other = (*leader + 2) % cluster.size();
+  // The follower learns the leader's client address from its hello; until then it answers
+  // NotLeader (or Unavailable) and the client retries.
+  net::Client via_follower = cluster.client_of(follower, 10s);
+  const net::ClientResponse r = put(via_follower, "/via-follower", "ok");
+  REQUIRE_MESSAGE(r.ok(), net::to_string(r.error) << ": " << r.message << "\n" << cluster.all_logs());
+  CHECK(via_follower.endpoint() == cluster.client_address(follower));  // answered there, not redirected
+  CHECK(value_of(get(via_follower, "/via-follower")) == "ok");
+
+  // One command (one session and sequence) sent through both followers and the leader: applied
+  // once, and every copy answered with that one result.
+  kv::Command command;
+  command.session_id = 0xC0FFEE;
+  command.sequence = 1;
+  kv::Op op = kv::Op::create_sequential("/once/n-", "x");
+  op.parents = true;
+  command.body = kv::single(op);
+  net::ClientRequest raw;
+  raw.kind = net::RequestKind::Write;
+  raw.command = kv::encode_command(command);
+  std::vector<net::ClientResponse> answers;
+  for (int i : {follower, other, *leader, follower}) {
+    net::Client c = cluster.client_of(i, 10s);
+    answers.push_back(c.call(raw));
+    REQUIRE_MESSAGE(answers.back().ok(), cluster.name(i) << ": " << answers.back().message);
+  }
+  for (const net::ClientResponse& a : answers) {
+    CHECK(a.result->ops.at(0).path == "/once/n-0000000000");
+    CHECK(a.result->revision == answers.front().result->revision);
+  }
+  net::ClientRequest list;
+  list.kind = net::RequestKind::List;
+  list.path = "/once";
+  const net::ClientResponse listed = via_follower.call(list);
+  REQUIRE(listed.ok());
+  CHECK(listed.names.size() == 1);
+
+  // A request that was forwarded once is not forwarded again: the follower says where to go.
+  raw.forwarded = true;
+  command.sequence = 2;
+  raw.command = kv::encode_command(command);
+  const net::ClientResponse refused = via_follower.call_endpoint(cluster.client_address(follower), raw);
+  CHECK(refused.error == net::ErrorCode::NotLeader);
+  REQUIRE(refused.leader.has_value());
+  CHECK(refused.leader->client_address == cluster.client_address(*leader));
+}
+
+TEST_CASE("--no-forward: a follower answers NotLeader with the leader's client address, and the client follows it") {
+  std::vector<std::string> args = kFastArgs;
+  args.push_back("--no-forward");
+  Cluster cluster(3, args);
   REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
   std::optional<int> leader;
   REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader(all(cluster))).has_value(); }),

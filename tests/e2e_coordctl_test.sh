@@ -121,6 +121,102 @@ rc=0
 ctl --json get /missing >/dev/null 2>"$dir/stderr" || rc=$?
 [ "$rc" -eq 1 ] && grep -q '"code":2' "$dir/stderr" || fail "--json error: exit $rc, $(cat "$dir/stderr")"
 
+# Leases. An unrenewed lease expires (no sooner than its TTL) and takes its key with it.
+expect 0 "lease 1 granted ttl_ms=1500" lease grant 1.5s
+expect 0 "/e1 revision=8" create /e1 x --lease 1
+for _ in $(seq 1 100); do
+  ctl get /e1 >/dev/null 2>&1 || break
+  sleep 0.1
+done
+expect_error 1 "not-found (2)" get /e1
+expect_error 1 "lease-not-found (15)" lease keepalive 1 --once
+expect 0 '{"id":2,"ttl_ms":60000}' --json lease grant 60s
+expect 0 "/e/a revision=10" create --parents /e/a x --lease 2
+expect 0 "OK revision=11" put /e/b y --lease 2
+expect_error 1 "lease-not-found (15)" put /e/c z --lease 99
+expect_error 1 "no-children-for-ephemerals (17)" create /e/a/child z
+expect 0 "lease 2 kept alive ttl_ms=60000 keepalives=1" lease keepalive 2 --once
+expect 0 '{"id":2,"keepalives":2,"ttl_ms":60000}' --json lease keepalive 2 --once
+out="$(ctl lease ttl 2)" || fail "lease ttl"
+[[ "$(echo "$out" | head -1)" =~ ^lease\ 2\ ttl_ms=60000\ remaining_ms=[0-9]+\ keepalives=2\ keys=2$ ]] || fail "lease ttl printed '$out'"
+[ "$(echo "$out" | tail -n +2)" = $'/e/a\n/e/b' ] || fail "lease ttl keys: '$out'"
+json="$(ctl --json lease ttl 2)" || fail "--json lease ttl"
+echo "$json" | grep -qF '"keys":["/e/a","/e/b"]' || fail "--json lease ttl printed $json"
+echo "$json" | grep -qF '"keepalives":2' || fail "--json lease ttl printed $json"
+# Followers answer lease ttl too (forwarded to the leader, whose clock counts down).
+for ep in ${endpoints//,/ }; do
+  "$bin/coordctl" --endpoints "$ep" lease ttl 2 >/dev/null || fail "lease ttl via $ep"
+done
+expect 0 '{"deleted":["/e/a","/e/b"],"id":2,"revision":12}' --json lease revoke 2
+expect_error 1 "lease-not-found (15)" lease ttl 2
+expect 0 "lease 3 granted ttl_ms=5000" lease grant 5
+expect 0 "lease 3 revoked, deleted 0 key(s) revision=12" lease revoke 3
+
+# Watches replay history from --rev, and stream live writes.
+expect 0 $'created /e/a revision=10 value=x\ncreated /e/b revision=11 value=y\ndeleted /e/a revision=12\ndeleted /e/b revision=12' \
+  watch /e --children --rev 10 --max-events 4
+expect 0 $'created /e/a revision=10 value=x\ndeleted /e/a revision=12 prev=x' watch /e/a --rev 10 --prev --max-events 2
+expect 0 $'created /e revision=10 value=\ncreated /e/a revision=10 value=x' watch /e --subtree --rev 10 --max-events 2
+e1_created='{"node":{"children_version":0,"create_revision":8,"lease":1,"mod_revision":8,"num_children":0,"path":"/e1","value":"x","value_bytes":1,"version":0},"path":"/e1","revision":8,"type":"created"}'
+expect 0 "$e1_created"$'\n''{"path":"/e1","revision":9,"type":"deleted"}' --json watch /e1 --rev 8 --max-events 2
+
+# Started directly, not through the ctl function: $! must be coordctl's own pid.
+"$bin/coordctl" --endpoints "$endpoints" watch /live --rev 13 --prev --max-events 2 >"$dir/watch.out" 2>&1 &
+watch_pid=$!
+pids+=("$watch_pid")
+expect 0 "OK revision=13" put /live a
+expect 0 "OK revision=14" put /live b
+for _ in $(seq 1 100); do
+  kill -0 "$watch_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$watch_pid" 2>/dev/null && fail "watch did not end after 2 events: $(cat "$dir/watch.out")"
+rc=0
+wait "$watch_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "watch exited $rc: $(cat "$dir/watch.out")"
+[ "$(cat "$dir/watch.out")" = $'created /live revision=13 value=a\nupdated /live revision=14 value=b prev=a' ] ||
+  fail "live watch printed '$(cat "$dir/watch.out")'"
+# Interrupted, a watch exits 0.
+"$bin/coordctl" --endpoints "$endpoints" watch /never >/dev/null 2>&1 &
+watch_pid=$!
+pids+=("$watch_pid")
+sleep 0.5
+kill -INT "$watch_pid"
+rc=0
+for _ in $(seq 1 50); do
+  kill -0 "$watch_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$watch_pid" 2>/dev/null; then
+  kill -KILL "$watch_pid"
+  fail "an interrupted watch did not exit"
+fi
+wait "$watch_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "interrupted watch exited $rc"
+
+# Reads at a past revision, then compaction.
+expect 0 "a" get /live --rev 13
+expect 0 "b" get /live --rev 14 --serializable
+expect 0 "compacted to 10 revision=14" compact 10
+expect_error 1 "compacted (7)" watch /e --children --rev 5
+expect_error 1 "compacted (7)" get /live --rev 9
+rc=0
+ctl --json get /live --rev 9 >/dev/null 2>"$dir/stderr" || rc=$?
+[ "$rc" -eq 1 ] && grep -qF '"compact_revision":10' "$dir/stderr" || fail "--json compacted: exit $rc, $(cat "$dir/stderr")"
+expect 0 '{"compact_revision":12,"revision":14}' --json compact 12
+expect_error 1 "compacted (7)" compact 11
+expect_error 1 "future-revision (10)" compact 99
+
+# A snapshot of the whole state, saved from the first member that answers.
+out="$(ctl snapshot save "$dir/state.snap")" || fail "snapshot save"
+[[ "$out" =~ ^snapshot\ saved\ $dir/state\.snap\ bytes=[0-9]+\ revision=14\ index=[0-9]+$ ]] || fail "snapshot save printed '$out'"
+bytes="${out#*bytes=}"
+bytes="${bytes%% *}"
+[ "$(stat -c %s "$dir/state.snap")" -eq "$bytes" ] || fail "snapshot file is not $bytes bytes"
+[ ! -e "$dir/state.snap.part" ] || fail "snapshot save left its .part file"
+json="$(ctl --json snapshot save "$dir/state2.snap")" || fail "--json snapshot save"
+echo "$json" | grep -qF '"revision":14' || fail "--json snapshot save printed $json"
+
 members="$(ctl member list)" || fail "member list"
 [ "$(echo "$members" | grep -c voter)" -eq 3 ] || fail "member list printed $members"
 [ "$(echo "$members" | grep -c '\*')" -eq 1 ] || fail "member list shows no single leader: $members"

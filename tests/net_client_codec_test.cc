@@ -23,6 +23,11 @@ net::ClientRequest sample_request() {
   r.start_after = "/app/x";
   r.limit = 10;
   r.keys_only = true;
+  r.lease = 17;
+  r.watch_kind = kv::WatchKind::Children;
+  r.prev = true;
+  r.watch_id = 23;
+  r.forwarded = true;
   return r;
 }
 
@@ -44,6 +49,18 @@ net::ClientResponse sample_response() {
   r.more = true;
   r.status = net::StatusInfo{1, "n1", "tok", "leader", 1, 2, 3, 4, 5, 6, 7, 8, 9};
   r.members = {net::MemberInfo{1, "n1", "127.0.0.1:1", "127.0.0.1:2", true, false, true}};
+  r.lease = net::LeaseTtlInfo{17, 10'000, 3, 2'500, {"/a", "/b"}};
+  r.watch_id = 23;
+  r.events = {kv::Event{kv::EventType::Created, "/w/a", 7, kv::Node{"x", 7, 7, 0, 0, 0, 0}, std::nullopt},
+              kv::Event{kv::EventType::Updated, "/w/b", 8, kv::Node{"y", 2, 8, 1, 0, 0, 0}, kv::Node{"o", 2, 2, 0, 0, 0, 0}},
+              kv::Event{kv::EventType::Deleted, "/w/c", 8, std::nullopt, std::nullopt}};
+  r.progress_revision = 8;
+  r.canceled = true;
+  r.chunk = std::string("snap\0shot", 9);
+  r.offset = 1 << 20;
+  r.total_bytes = 3 << 20;
+  r.done = true;
+  r.index = 42;
   return r;
 }
 
@@ -85,6 +102,20 @@ TEST_CASE("unknown request kinds are refused with the request id") {
   CHECK_FALSE(net::decode_request(bytes, &error, &id).has_value());
   CHECK(id == 99);
   CHECK(error.find("unknown request kind") != std::string::npos);
+}
+
+TEST_CASE("unknown watch kinds and event types are refused") {
+  net::ClientRequest r = sample_request();
+  r.watch_kind = static_cast<kv::WatchKind>(9);
+  std::string error;
+  std::uint64_t id = 0;
+  CHECK_FALSE(net::decode_request(net::encode_request(r), &error, &id).has_value());
+  CHECK(id == 99);
+  CHECK(error.find("unknown watch kind") != std::string::npos);
+  net::ClientResponse response = sample_response();
+  response.events[0].type = static_cast<kv::EventType>(5);
+  CHECK_FALSE(net::decode_response(net::encode_response(response), &error).has_value());
+  CHECK(error.find("unknown event type") != std::string::npos);
 }
 
 TEST_CASE("unknown error codes pass through a response") {

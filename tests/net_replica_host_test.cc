@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kv/codec.h"
+#include "kv/memory_storage.h"
 #include "net/cluster_config.h"
 #include "net/os_random.h"
 #include "net/replica_host.h"
@@ -24,13 +25,19 @@ class Recorder final : public net::HostOutput {
  public:
   void send(const raft::Message& message) override { sent.push_back(message); }
   void respond(net::ConnectionId connection, const net::ClientResponse& response) override {
-    responses[response.id] = response;
-    (void)connection;
+    responses.emplace(response.id, response);  // the answer; later frames of a watch keep its id
+    frames.emplace_back(connection, response);
   }
   void fatal(const std::string& reason) override { fatal_reason = reason; }
+  std::size_t queued_bytes(net::ConnectionId connection) const override {
+    auto it = queued.find(connection);
+    return it == queued.end() ? 0 : it->second;
+  }
 
   std::vector<raft::Message> sent;
   std::map<std::uint64_t, net::ClientResponse> responses;
+  std::vector<std::pair<net::ConnectionId, net::ClientResponse>> frames;  // every response, in order
+  std::map<net::ConnectionId, std::size_t> queued;  // pretend output is waiting there
   std::string fatal_reason;
 };
 
@@ -43,6 +50,7 @@ struct Fixture {
     std::string error;
     cluster = *net::parse_initial_cluster("n1=127.0.0.1:1", "", &error);
     options.snapshot_every_entries = 5;
+    options.clock_ms = [this] { return now_ms; };
   }
   ~Fixture() { std::filesystem::remove_all(dir); }
 
@@ -58,9 +66,9 @@ struct Fixture {
     REQUIRE(host.node().role() == raft::Role::Leader);
     host.pump();
   }
-  net::ClientResponse call(net::ReplicaHost& host, net::ClientRequest request) {
+  net::ClientResponse call(net::ReplicaHost& host, net::ClientRequest request, net::ConnectionId connection = 1) {
     request.id = next_id++;
-    host.request(1, request);
+    host.request(connection, request);
     host.pump();
     REQUIRE(output.responses.count(request.id) == 1);
     return output.responses[request.id];
@@ -89,8 +97,42 @@ struct Fixture {
   net::OsRandom random;
   Recorder output;
   net::InlineExecutor disk;
+  net::ClientResponse write(net::ReplicaHost& host, kv::Body body) {
+    kv::Command command;
+    command.session_id = 9;
+    command.sequence = next_sequence++;
+    command.body = std::move(body);
+    net::ClientRequest r;
+    r.kind = net::RequestKind::Write;
+    r.command = kv::encode_command(command);
+    return call(host, r);
+  }
+  // Advances the fake clock by `ms` in ticks of 100 ms.
+  void run_for(net::ReplicaHost& host, std::uint64_t ms) {
+    for (std::uint64_t t = 0; t < ms; t += 100) {
+      now_ms += 100;
+      host.tick();
+      host.pump();
+    }
+  }
+  // Stream frames of one watch (not its opening answer) sent so far.
+  std::vector<net::ClientResponse> stream(std::uint64_t request_id, kv::WatchId watch_id) const {
+    std::vector<net::ClientResponse> out;
+    bool opened = false;
+    for (const auto& [connection, r] : output.frames) {
+      if (r.id != request_id || r.watch_id != watch_id) continue;
+      if (!opened) {
+        opened = true;  // the answer to the Watch request itself
+        continue;
+      }
+      out.push_back(r);
+    }
+    return out;
+  }
+
   std::uint64_t next_id = 1;
   std::uint64_t next_sequence = 1;
+  std::uint64_t now_ms = 1'000'000;
 };
 
 }  // namespace
@@ -180,4 +222,275 @@ TEST_CASE("a follower that knows no leader answers Unavailable, and status still
   REQUIRE(s.status.has_value());
   CHECK(s.status->role == "follower");
   CHECK(s.status->id == 1);
+}
+
+TEST_CASE("leases: the leader's clock expires them through the log, keep-alives renew them, LeaseTtl reports them") {
+  Fixture f;
+  auto host = f.open();
+  f.elect(*host);
+  const net::ClientResponse granted = f.write(*host, kv::LeaseGrant{0, 1'000});
+  REQUIRE(granted.ok());
+  const kv::LeaseId id = granted.result->lease.lease.id;
+  REQUIRE(id != 0);
+  REQUIRE(f.write(*host, kv::single(kv::Op::create("/e1", "a", id))).ok());
+  REQUIRE(f.write(*host, kv::single(kv::Op::create("/e2", "b", id))).ok());
+
+  net::ClientRequest ttl;
+  ttl.kind = net::RequestKind::LeaseTtl;
+  ttl.lease = id;
+  net::ClientResponse t = f.call(*host, ttl);
+  REQUIRE_MESSAGE(t.ok(), t.message);
+  REQUIRE(t.lease.has_value());
+  CHECK(t.lease->ttl_ms == 1'000);
+  CHECK(t.lease->remaining_ms == 1'000);
+  CHECK(t.lease->keys == std::vector<std::string>{"/e1", "/e2"});
+
+  // Renewed every 600 ms for 3 s: still there.
+  for (int k = 0; k < 5; ++k) {
+    f.run_for(*host, 600);
+    const net::ClientResponse kept = f.write(*host, kv::LeaseKeepAlive{id});
+    REQUIRE_MESSAGE(kept.ok(), kept.message);
+    CHECK(kept.result->lease.lease.keepalives == static_cast<std::uint64_t>(k + 1));
+  }
+  CHECK(f.get(*host, "/e1").ok());
+  t = f.call(*host, ttl);
+  REQUIRE(t.lease.has_value());
+  CHECK(t.lease->remaining_ms == 1'000);
+  f.run_for(*host, 400);
+  t = f.call(*host, ttl);
+  REQUIRE(t.lease.has_value());
+  CHECK(t.lease->remaining_ms == 600);
+
+  // Left alone, it runs out: both keys go in one revision.
+  const kv::Revision before = host->state().revision();
+  f.run_for(*host, 1'000);
+  CHECK(f.get(*host, "/e1").error == net::ErrorCode::NotFound);
+  CHECK(f.get(*host, "/e2").error == net::ErrorCode::NotFound);
+  CHECK(host->state().revision() == before + 1);
+  CHECK(f.call(*host, ttl).error == net::ErrorCode::LeaseNotFound);
+  CHECK(f.write(*host, kv::LeaseKeepAlive{id}).error == net::ErrorCode::LeaseNotFound);
+  CHECK(f.output.fatal_reason.empty());
+}
+
+TEST_CASE("leases: a restarted leader restarts every countdown; revoke deletes the keys at once") {
+  Fixture f;
+  kv::LeaseId id = 0;
+  {
+    auto host = f.open();
+    f.elect(*host);
+    const net::ClientResponse granted = f.write(*host, kv::LeaseGrant{0, 2'000});
+    REQUIRE(granted.ok());
+    id = granted.result->lease.lease.id;
+    REQUIRE(f.write(*host, kv::single(kv::Op::create("/e", "x", id))).ok());
+    f.run_for(*host, 1'500);
+  }
+  f.now_ms += 60'000;  // down for a minute: longer than the TTL
+  auto host = f.open();
+  f.elect(*host);
+  f.run_for(*host, 1'500);  // a new leadership: the full TTL again
+  CHECK(f.get(*host, "/e").ok());
+  const net::ClientResponse revoked = f.write(*host, kv::LeaseRevoke{id});
+  REQUIRE(revoked.ok());
+  CHECK(revoked.result->lease.deleted == std::vector<std::string>{"/e"});
+  CHECK(f.get(*host, "/e").error == net::ErrorCode::NotFound);
+}
+
+TEST_CASE("watches: events stream on the opening connection, resume from a revision, end with the connection") {
+  Fixture f;
+  auto host = f.open();
+  f.elect(*host);
+  REQUIRE(f.put(*host, "/w/a", "1").error == net::ErrorCode::NotFound);  // no parent yet
+  REQUIRE(f.write(*host, kv::single(kv::Op::put("/w", ""))).ok());        // revision 1
+  REQUIRE(f.put(*host, "/w/a", "1").ok());                                 // 2
+
+  net::ClientRequest open;
+  open.kind = net::RequestKind::Watch;
+  open.path = "/w";
+  open.watch_kind = kv::WatchKind::Children;
+  open.revision = 1;
+  open.prev = true;
+  const net::ClientResponse opened = f.call(*host, open, 7);
+  REQUIRE_MESSAGE(opened.ok(), opened.message);
+  REQUIRE(opened.watch_id != 0);
+  CHECK(opened.revision == 1);
+  host->pump();  // the replay goes out on the next pass
+  REQUIRE(f.put(*host, "/w/a", "2").ok());  // 3
+  REQUIRE(f.put(*host, "/w/b", "3").ok());  // 4
+  REQUIRE(f.put(*host, "/x", "elsewhere").ok());  // 5
+
+  std::vector<kv::Event> events;
+  kv::Revision progress = 0;
+  for (const net::ClientResponse& frame : f.stream(opened.id, opened.watch_id)) {
+    CHECK(frame.ok());
+    CHECK_FALSE(frame.canceled);
+    events.insert(events.end(), frame.events.begin(), frame.events.end());
+    progress = std::max(progress, frame.progress_revision);
+  }
+  for (const auto& [connection, r] : f.output.frames) {
+    if (r.watch_id == opened.watch_id) CHECK(connection == 7);
+  }
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].revision == 2);
+  CHECK(events[0].type == kv::EventType::Created);
+  CHECK(events[1].revision == 3);
+  CHECK(events[1].type == kv::EventType::Updated);
+  REQUIRE(events[1].prev.has_value());
+  CHECK(events[1].prev->value == "1");
+  CHECK(events[2].path == "/w/b");
+  CHECK(progress >= 4);
+
+  // Only the connection that opened it may cancel it.
+  net::ClientRequest cancel;
+  cancel.kind = net::RequestKind::WatchCancel;
+  cancel.watch_id = opened.watch_id;
+  CHECK(f.call(*host, cancel, 8).error == net::ErrorCode::UnknownWatch);
+  CHECK(host->watch_streams() == 1);
+  host->connection_closed(7);
+  CHECK(host->watch_streams() == 0);
+  CHECK(host->state().watch_hub().size() == 0);
+
+  // From a compacted revision: refused with where history starts.
+  REQUIRE(f.write(*host, kv::Compact{3}).ok());
+  const net::ClientResponse compacted = f.call(*host, open, 7);
+  CHECK(compacted.error == net::ErrorCode::Compacted);
+  CHECK(compacted.compact_revision == 3);
+}
+
+TEST_CASE("watches: a client that does not read is cancelled alone, with WatchOverflow") {
+  Fixture f;
+  f.options.limits.watch_buffer_events_max = 8;
+  auto host = f.open();
+  f.elect(*host);
+  net::ClientRequest open;
+  open.kind = net::RequestKind::Watch;
+  open.path = "/";
+  open.watch_kind = kv::WatchKind::Subtree;
+  const net::ClientResponse slow = f.call(*host, open, 7);
+  const net::ClientResponse fast = f.call(*host, open, 8);
+  REQUIRE(slow.ok());
+  REQUIRE(fast.ok());
+  f.output.queued[7] = std::size_t{64} << 20;  // connection 7 has not read for a while
+  for (int k = 0; k < 20; ++k) REQUIRE(f.put(*host, fmt::format("/k{}", k), "v").ok());
+
+  const std::vector<net::ClientResponse> slow_frames = f.stream(slow.id, slow.watch_id);
+  REQUIRE(slow_frames.size() == 1);
+  CHECK(slow_frames[0].canceled);
+  CHECK(slow_frames[0].error == net::ErrorCode::WatchOverflow);
+  std::size_t fast_events = 0;
+  for (const net::ClientResponse& frame : f.stream(fast.id, fast.watch_id)) {
+    CHECK_FALSE(frame.canceled);
+    fast_events += frame.events.size();
+  }
+  CHECK(fast_events == 20);
+  CHECK(host->watch_streams() == 1);
+  // The slow connection's other requests are still answered.
+  CHECK(f.get(*host, "/k3", false).ok());
+}
+
+TEST_CASE("a follower forwards writes and LeaseTtl to a known leader once; a forwarded request is not forwarded again") {
+  struct Forwarding final : net::HostOutput {
+    void send(const raft::Message&) override {}
+    void respond(net::ConnectionId, const net::ClientResponse& response) override { responses.push_back(response); }
+    void fatal(const std::string&) override {}
+    bool forward(net::ConnectionId connection, const net::ClientRequest& request, const net::LeaderHint& leader) override {
+      forwarded.push_back({connection, request, leader});
+      return true;
+    }
+    struct Forwarded {
+      net::ConnectionId connection;
+      net::ClientRequest request;
+      net::LeaderHint leader;
+    };
+    std::vector<net::ClientResponse> responses;
+    std::vector<Forwarded> forwarded;
+  };
+  Fixture f;
+  std::string error;
+  f.cluster = *net::parse_initial_cluster("n1=127.0.0.1:1,n2=127.0.0.1:2,n3=127.0.0.1:3", "", &error);
+  Forwarding out;
+  net::ReplicaHost host(f.options, f.cluster, f.cluster.members[0], "127.0.0.1:11", f.dir, f.random, out, f.disk);
+  host.set_client_address(2, "127.0.0.1:12");
+  // Member 2 leads term 1: its heartbeat tells us.
+  raft::Message heartbeat;
+  heartbeat.type = raft::MessageType::Heartbeat;
+  heartbeat.from = 2;
+  heartbeat.to = 1;
+  heartbeat.term = 1;
+  host.step(heartbeat);
+  host.pump();
+  REQUIRE(host.node().leader() == 2);
+
+  kv::Command command;
+  command.session_id = 5;
+  command.sequence = 1;
+  command.body = kv::single(kv::Op::put("/a", "b"));
+  net::ClientRequest w;
+  w.id = 41;
+  w.kind = net::RequestKind::Write;
+  w.command = kv::encode_command(command);
+  host.request(3, w);
+  REQUIRE(out.forwarded.size() == 1);
+  CHECK(out.forwarded[0].connection == 3);
+  CHECK(out.forwarded[0].request == w);  // the very command bytes: same session and sequence
+  CHECK(out.forwarded[0].leader.id == 2);
+  CHECK(out.forwarded[0].leader.client_address == "127.0.0.1:12");
+
+  net::ClientRequest ttl;
+  ttl.id = 42;
+  ttl.kind = net::RequestKind::LeaseTtl;
+  ttl.lease = 1;
+  host.request(3, ttl);
+  CHECK(out.forwarded.size() == 2);
+
+  net::ClientRequest again = w;
+  again.id = 43;
+  again.forwarded = true;
+  host.request(3, again);
+  CHECK(out.forwarded.size() == 2);
+  REQUIRE(out.responses.size() == 1);
+  CHECK(out.responses[0].error == net::ErrorCode::NotLeader);
+  REQUIRE(out.responses[0].leader.has_value());
+  CHECK(out.responses[0].leader->client_address == "127.0.0.1:12");
+}
+
+TEST_CASE("a snapshot request streams the state in chunks while the connection has room") {
+  Fixture f;
+  f.options.snapshot_chunk_bytes = 100;
+  f.options.snapshot_send_queue_bytes_max = 1000;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 20; ++k) REQUIRE(f.put(*host, fmt::format("/s{}", k), std::string(50, 'v')).ok());
+  f.output.queued[3] = 5000;  // the connection is backed up: nothing goes out
+  net::ClientRequest request;
+  request.id = 900;
+  request.kind = net::RequestKind::Snapshot;
+  host->request(3, request);
+  host->pump();
+  auto chunks = [&] {
+    std::vector<net::ClientResponse> out;
+    for (const auto& [connection, r] : f.output.frames) {
+      if (r.id == 900) out.push_back(r);
+    }
+    return out;
+  };
+  CHECK(chunks().empty());
+  f.output.queued[3] = 0;
+  host->pump();
+  const std::vector<net::ClientResponse> got = chunks();
+  REQUIRE(got.size() > 2);
+  std::string bytes;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    REQUIRE(got[i].ok());
+    CHECK(got[i].offset == bytes.size());
+    CHECK(got[i].done == (i + 1 == got.size()));
+    CHECK(got[i].revision == 20);
+    bytes += got[i].chunk;
+  }
+  CHECK(bytes.size() == got.back().total_bytes);
+  kv::MemoryStorage storage;
+  kv::StateMachine restored(storage);
+  REQUIRE(restored.restore(bytes).ok());
+  CHECK(restored.revision() == 20);
+  CHECK(restored.applied_index() == got.back().index);
+  CHECK(restored.get("/s7").ok());
 }
