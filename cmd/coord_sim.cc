@@ -1,7 +1,7 @@
 // coord-sim: runs the deterministic simulator for one seed or a range of seeds.
 //
 //   coord-sim [--seed N | --seeds A..B] [--nodes 3|5] [--faults none|all|network,clock,...]
-//             [--workload raft] [--time SECONDS] [--trace FILE] [--jobs J]
+//             [--workload raft|kv|watch] [--time SECONDS] [--trace FILE] [--jobs J]
 //
 // One line per seed; a failed seed adds "VIOLATION seed=N invariant=NAME" and the events before
 // it. The last line is always "N passed, M failed". Exit status: 0 all passed, 1 some failed,
@@ -70,7 +70,9 @@ int main(int argc, char** argv) {
   app.add_option("--nodes", nodes, "Cluster size: 3 or 5 (default 3)");
   app.add_option("--faults", faults,
                  "none, all, or a comma list of network,clock,pause,crash,disk (default all)");
-  app.add_option("--workload", workload, "Workload: raft (default raft)");
+  app.add_option("--workload", workload,
+                 "Workload: raft (Raft-level checks), kv (linearizability of kv clients) or watch (watch "
+                 "delivery) (default raft)");
   app.add_option("--time", time_s,
                  "Virtual seconds with faults injected (default " + std::to_string(static_cast<int>(time_s)) +
                      "); a quiet period of " + std::to_string(kQuietUs / kMicrosPerSecond) +
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
   std::optional<FaultFamilies> families = parse_fault_families(faults, &error);
   if (!families) return usage_error("--faults: " + error);
   std::optional<Workload> wl = parse_workload(workload);
-  if (!wl) return usage_error("--workload: unknown workload '" + workload + "' (available: raft)");
+  if (!wl) return usage_error("--workload: unknown workload '" + workload + "' (available: raft, kv, watch)");
   if (jobs < 1 || jobs > kJobsMax) {
     return usage_error("--jobs must be between 1 and " + std::to_string(kJobsMax));
   }

@@ -35,6 +35,10 @@ inline constexpr const char* kLinearizableRead = "linearizable-read";
 inline constexpr const char* kCoreInvariants = "core-invariants";
 inline constexpr const char* kReadyContract = "ready-contract";
 inline constexpr const char* kLiveness = "liveness";
+// The kv and watch workloads (sim/workload_kv.h, sim/workload_watch.h, sim/kv_reference.h).
+inline constexpr const char* kKvLinearizable = "kv-linearizable";
+inline constexpr const char* kKvExactlyOnce = "kv-exactly-once";
+inline constexpr const char* kWatchDelivery = "watch-delivery";
 inline constexpr const char* kSimulatorLimit = "simulator-limit";
 }  // namespace invariant
 

@@ -9,6 +9,7 @@ const char* to_string(ClientReply::Status status) {
     case ClientReply::Status::Started: return "started";
     case ClientReply::Status::NotLeader: return "not-leader";
     case ClientReply::Status::Failed: return "failed";
+    case ClientReply::Status::Watch: return "watch";
   }
   return "?";
 }

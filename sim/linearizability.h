@@ -41,6 +41,9 @@ struct LinearizabilityResult {
   bool exhausted = false;          // search budget ran out: no verdict
   std::size_t steps = 0;           // search steps taken
   std::size_t longest_prefix = 0;  // most operations linearized at once (for reports)
+  // Not linearizable: of the operations left out of the longest linearization found, the one
+  // that returned first (ties: the one called first), where a report should start looking.
+  std::optional<std::size_t> first_unplaced;
 };
 
 namespace detail {
@@ -51,6 +54,7 @@ class Bits {
   explicit Bits(std::size_t n) : words_((n + 63) / 64, 0) {}
   void set(std::size_t i) { words_[i / 64] |= (std::uint64_t{1} << (i % 64)); }
   void reset(std::size_t i) { words_[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
+  bool test(std::size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
   bool operator==(const Bits&) const = default;
   std::size_t hash() const {
     std::size_t h = 1469598103934665603ULL;
@@ -131,6 +135,18 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
   };
   std::vector<Frame> stack;
   detail::Bits linearized(n);
+  detail::Bits best(n);  // the longest linearization found so far
+  auto not_linearizable = [&] {
+    result.linearizable = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (best.test(i)) continue;
+      if (!result.first_unplaced || ops[i].ret < ops[*result.first_unplaced].ret ||
+          (ops[i].ret == ops[*result.first_unplaced].ret && ops[i].call < ops[*result.first_unplaced].call)) {
+        result.first_unplaced = i;
+      }
+    }
+    return result;
+  };
   State state = Model::init();
   std::size_t entry = next[0];
 
@@ -141,10 +157,7 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
     }
     if (entry == end) {
       // Nothing more can go next in this branch.
-      if (stack.empty()) {
-        result.linearizable = false;
-        return result;
-      }
+      if (stack.empty()) return not_linearizable();
       Frame top = std::move(stack.back());
       stack.pop_back();
       linearized.reset(top.op);
@@ -166,7 +179,10 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
           stack.push_back(Frame{ev.op, std::move(state)});
           state = std::move(after);
           linearized = std::move(bits);
-          result.longest_prefix = std::max(result.longest_prefix, stack.size());
+          if (stack.size() > result.longest_prefix) {
+            result.longest_prefix = stack.size();
+            best = linearized;
+          }
           unlink(call_node[ev.op]);
           unlink(ret_node[ev.op]);
           entry = next[0];
@@ -176,10 +192,7 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
       entry = next[entry];
     } else {
       // A return whose call is not linearized yet: some earlier choice was wrong.
-      if (stack.empty()) {
-        result.linearizable = false;
-        return result;
-      }
+      if (stack.empty()) return not_linearizable();
       Frame top = std::move(stack.back());
       stack.pop_back();
       linearized.reset(top.op);

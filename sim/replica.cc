@@ -5,9 +5,41 @@
 
 #include <fmt/format.h>
 
+#include "kv/codec.h"
 #include "sim/describe.h"
 
 namespace coord::sim {
+
+namespace {
+
+// A node's clock may start below zero (skew); the lease clock wants a non-negative reading.
+inline constexpr std::int64_t kLeaseClockBaseUs = 3'600'000'000;
+
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_u64(std::string_view in) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+  return v;
+}
+
+// A host_kv snapshot: the length of the HashStateMachine's part (u64, little-endian), that part,
+// then the kv::StateMachine's snapshot bytes.
+struct SnapshotParts {
+  std::string_view hash;
+  std::string_view kv;
+};
+
+std::optional<SnapshotParts> split_snapshot(std::string_view data) {
+  if (data.size() < 8) return std::nullopt;
+  const std::uint64_t hash_bytes = get_u64(data);
+  if (hash_bytes > data.size() - 8) return std::nullopt;
+  return SnapshotParts{data.substr(8, hash_bytes), data.substr(8 + hash_bytes)};
+}
+
+}  // namespace
 
 Replica::Replica(raft::NodeId id, const ReplicaParams& params, StoredLog bootstrap,
                  std::uint64_t root_seed, Env& env, ReplicaHooks& hooks)
@@ -28,14 +60,18 @@ void Replica::start() {
   if (alive_) return;
   const StoredLog& stored = disk_.durable();
   sm_ = HashStateMachine{};
+  watches_.clear();
+  kv_.reset();
+  kv_storage_.reset();
+  if (params_.host_kv) {
+    kv_storage_ = std::make_unique<kv::MemoryStorage>();
+    kv_ = std::make_unique<kv::StateMachine>(*kv_storage_, params_.kv_limits);
+  }
   if (stored.snapshot.index > 0) {
-    std::optional<HashStateMachine> sm;
-    if (stored.snapshot_data) sm = HashStateMachine::restore(*stored.snapshot_data);
-    if (!sm || sm->index() != stored.snapshot.index) {
+    if (!stored.snapshot_data || !restore_state(*stored.snapshot_data, stored.snapshot.index)) {
       contract_violation(fmt::format("stored snapshot at {} is unreadable", stored.snapshot.index));
       return;
     }
-    sm_ = *sm;
   }
   raft::RestoreState restore;
   restore.hard_state = stored.hard_state;
@@ -49,6 +85,8 @@ void Replica::start() {
   alive_ = true;
   paused_ = false;
   node_ = std::make_unique<raft::Node>(params_.raft, raft_rng_, std::move(restore));
+  leases_ = kv::LeaseClock{};
+  if (kv_) leases_.reset(kv_->leases().value, lease_now_ms());
   env_.trace(id_, fmt::format("start incarnation={} {} snapshot={}/{} last={}", incarnation_,
                               describe(stored.hard_state), stored.snapshot.index,
                               stored.snapshot.term, stored.last_index()));
@@ -68,6 +106,10 @@ void Replica::crash(std::string_view reason) {
   ++incarnation_;  // retires every event scheduled for the old incarnation
   node_.reset();
   sm_ = HashStateMachine{};
+  watches_.clear();
+  kv_.reset();
+  kv_storage_.reset();
+  leases_ = kv::LeaseClock{};
   inbox_.clear();
   pending_.reset();
   pending_acks_.clear();
@@ -207,9 +249,12 @@ void Replica::step_input(Input& input) {
       node_->tick();
       hooks_.stepped(*this);
     }
+    if (kv_ && !env_.halted()) application_ticks();
+    return;
   } else {
     step_request(std::get<ClientRequest>(input));
   }
+  if (kv_ && alive_ && !env_.halted()) observe_leadership();
 }
 
 void Replica::step_request(ClientRequest& request) {
@@ -221,11 +266,14 @@ void Replica::step_request(ClientRequest& request) {
     const raft::ProposeResult r = node_->propose(request.command);
     hooks_.stepped(*this);
     if (r.error != raft::Error::Ok) {
-      env_.trace(id_, fmt::format("propose '{}' refused: {}", request.command, raft::to_string(r.error)));
+      env_.trace(id_, fmt::format("propose '{}' refused: {}",
+                                  request.label.empty() ? request.command : request.label,
+                                  raft::to_string(r.error)));
       reply(request, ClientReply::Status::NotLeader, 0);
       return;
     }
-    env_.trace(id_, fmt::format("propose '{}' at {}/t{}", request.command, r.index, r.term));
+    env_.trace(id_, fmt::format("propose '{}' at {}/t{}",
+                                request.label.empty() ? request.command : request.label, r.index, r.term));
     auto [it, inserted] = pending_acks_.try_emplace(r.index, PendingAck{request, r.term});
     if (!inserted) {
       // An older proposal at this index was truncated away when leadership changed hands.
@@ -241,6 +289,25 @@ void Replica::step_request(ClientRequest& request) {
     reply(request, err == raft::Error::Ok ? ClientReply::Status::Started : ClientReply::Status::NotLeader, 0);
     return;
   }
+  if (request.kind == ClientRequest::Kind::Watch) {
+    step_watch(request);
+    return;
+  }
+#ifdef COORD_SIM_BUG_KV_LOCAL_READS
+  // Deliberately broken (test builds only): kv reads served from local state at once, without
+  // asking ReadIndex whether this node is behind.
+  if (request.kv_read && kv_) {
+    ClientReply out = base_reply(request, ClientReply::Status::ReadDone);
+    out.index = sm_.index();
+    if (request.kv_read->what == KvRead::What::Get) {
+      out.kv_node = kv_->get(request.kv_read->path);
+    } else {
+      out.kv_list = kv_->list(request.kv_read->path, request.kv_read->list);
+    }
+    hooks_.reply(out);
+    return;
+  }
+#endif
   // Reads that never came back (the core drops them when leadership changes) are forgotten,
   // oldest first; their clients have long timed out.
   while (pending_reads_.size() >= params_.pending_requests_max) pending_reads_.erase(pending_reads_.begin());
@@ -263,21 +330,24 @@ void Replica::start_ready() {
   if (rd.snapshot) {
     // Step 1: the state machine becomes the snapshot, the log restarts after it.
     const raft::Snapshot& snap = *rd.snapshot;
-    std::optional<HashStateMachine> sm;
-    if (snap.data) sm = HashStateMachine::restore(*snap.data);
-    if (!sm || sm->index() != snap.meta.index) {
-      contract_violation(fmt::format("snapshot {}/{} carries unreadable data", snap.meta.index, snap.meta.term));
-      return;
-    }
     if (snap.meta.index < sm_.index()) {
-      contract_violation(fmt::format("snapshot at {} is behind the applied index {}", snap.meta.index, sm_.index()));
+      contract_violation(
+          fmt::format("snapshot at {} is behind the applied index {}", snap.meta.index, sm_.index()));
       return;
     }
-    sm_ = *sm;
+    if (!snap.data || !restore_state(*snap.data, snap.meta.index)) {
+      contract_violation(
+          fmt::format("snapshot {}/{} carries unreadable data", snap.meta.index, snap.meta.term));
+      return;
+    }
     ++stats_.snapshots_installed;
     fail_pending_acks_through(snap.meta.index);
     hooks_.restored(*this);
     if (env_.halted()) return;
+    if (kv_) {
+      leases_.reset(kv_->leases().value, lease_now_ms());
+      serve_watches();
+    }
     add(batch, ReplaceWithSnapshot{snap.meta, snap.data});
   }
   // Step 2: entries and hard state, then fsync.
@@ -345,15 +415,34 @@ void Replica::finish_ready() {
     it->second.read_index = rs.index;
   }
   serve_reads();
+  if (kv_) serve_watches();
   // Step 5.
   node_->advance(rd);
   hooks_.stepped(*this);
   if (env_.halted()) return;
+  if (kv_) observe_leadership();
   maybe_compact();
 }
 
 void Replica::apply_committed(const std::vector<raft::Entry>& committed) {
-  for (const raft::Entry& e : committed) {
+  // The application applies the whole batch in one transaction, as a real host does; the checks
+  // below run first, so nothing unchecked reaches it.
+  std::vector<kv::Result> results;
+  if (kv_ && !committed.empty()) {
+    std::vector<kv::AppliedEntry> batch;
+    batch.reserve(committed.size());
+    for (const raft::Entry& e : committed) {
+      const raft::Index expected = sm_.index() + 1 + batch.size();
+      auto stored_term = disk_.written().term(e.index);
+      if (e.index != expected || !stored_term || *stored_term != e.term) break;  // reported below
+      // Membership changes mean nothing to the application; it only counts their index.
+      batch.push_back(kv::AppliedEntry{e.index, e.type == raft::EntryType::Normal ? e.data : std::string()});
+    }
+    // A bad entry is reported below; the entries before it apply as usual.
+    if (!batch.empty()) results = kv_->apply_batch(batch);
+  }
+  for (std::size_t i = 0; i < committed.size(); ++i) {
+    const raft::Entry& e = committed[i];
     if (e.index != sm_.index() + 1) {
       contract_violation(fmt::format("committed entry {} does not follow the applied index {}",
                                      e.index, sm_.index()));
@@ -367,20 +456,37 @@ void Replica::apply_committed(const std::vector<raft::Entry>& committed) {
       return;
     }
     sm_.apply(e);
+    if (kv_ && e.type == raft::EntryType::Normal && !e.data.empty()) {
+      const kv::DecodedCommand decoded = kv::decode_command(e.data);
+      if (decoded.status.ok()) leases_.on_applied(decoded.command.body, results[i], lease_now_ms());
+    }
     hooks_.applied(*this, e);
     if (env_.halted()) return;
     auto it = pending_acks_.find(e.index);
     if (it != pending_acks_.end()) {
       const bool ours = e.type == raft::EntryType::Normal && e.term == it->second.term &&
                         e.data == it->second.request.command;
-      reply(it->second.request, ours ? ClientReply::Status::Acked : ClientReply::Status::Failed,
-            e.index, e.term);
+      ClientReply out =
+          base_reply(it->second.request, ours ? ClientReply::Status::Acked : ClientReply::Status::Failed);
+      out.index = e.index;
+      if (ours) {
+        out.term = e.term;
+        out.command = it->second.request.command;
+        out.label = it->second.request.label;
+        if (kv_) out.kv_result = results[i];
+      }
+      hooks_.reply(out);
       pending_acks_.erase(it);
     }
   }
   if (!committed.empty()) {
-    env_.trace(id_, fmt::format("applied {}..{} count={}", committed.front().index,
-                                committed.back().index, sm_.digest().count));
+    if (kv_) {
+      env_.trace(id_, fmt::format("applied {}..{} count={} revision={}", committed.front().index,
+                                  committed.back().index, sm_.digest().count, kv_->revision()));
+    } else {
+      env_.trace(id_, fmt::format("applied {}..{} count={}", committed.front().index,
+                                  committed.back().index, sm_.digest().count));
+    }
   }
 }
 
@@ -393,7 +499,17 @@ void Replica::serve_reads() {
     }
     env_.trace(id_, fmt::format("read {} served at {} (applied {})", it->first, *r.read_index, sm_.index()));
     hooks_.read_served(*this, it->first, *r.read_index, r.acked_max_at_request);
-    reply(r.request, ClientReply::Status::ReadDone, *r.read_index);
+    ClientReply out = base_reply(r.request, ClientReply::Status::ReadDone);
+    out.index = *r.read_index;
+    if (r.request.kv_read && kv_) {
+      const KvRead& q = *r.request.kv_read;
+      if (q.what == KvRead::What::Get) {
+        out.kv_node = kv_->get(q.path);
+      } else {
+        out.kv_list = kv_->list(q.path, q.list);
+      }
+    }
+    hooks_.reply(out);
     it = pending_reads_.erase(it);
   }
 }
@@ -404,7 +520,7 @@ void Replica::maybe_compact() {
   const std::optional<raft::Term> term = node_->log().term(applied);
   if (!term) return;
   raft::SnapshotMeta meta{applied, *term, node_->conf()};
-  auto data = std::make_shared<const std::string>(sm_.snapshot());
+  auto data = std::make_shared<const std::string>(snapshot_state());
   node_->compact(applied, data);
   hooks_.stepped(*this);
   if (env_.halted()) return;
@@ -439,20 +555,26 @@ void Replica::contract_violation(std::string message) {
   hooks_.violation(Violation{invariant::kReadyContract, fmt::format("n{}: {}", id_, message)});
 }
 
-void Replica::reply(const ClientRequest& request, ClientReply::Status status, raft::Index index,
-                    raft::Term term) {
+ClientReply Replica::base_reply(const ClientRequest& request, ClientReply::Status status) const {
   ClientReply r;
   r.client = request.client;
   r.op = request.op;
   r.status = status;
   r.node = id_;
   r.leader_hint = node_ ? node_->leader() : raft::kNoNode;
+  r.issued_at = request.issued_at;
+  return r;
+}
+
+void Replica::reply(const ClientRequest& request, ClientReply::Status status, raft::Index index,
+                    raft::Term term) {
+  ClientReply r = base_reply(request, status);
   r.index = index;
   if (status == ClientReply::Status::Acked) {
     r.term = term;
     r.command = request.command;
+    r.label = request.label;
   }
-  r.issued_at = request.issued_at;
   hooks_.reply(r);
 }
 
@@ -462,6 +584,180 @@ void Replica::fail_pending_acks_through(raft::Index index) {
   while (!pending_acks_.empty() && pending_acks_.begin()->first <= index) {
     reply(pending_acks_.begin()->second.request, ClientReply::Status::Failed, pending_acks_.begin()->first);
     pending_acks_.erase(pending_acks_.begin());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application side (host_kv)
+
+bool Replica::restore_state(const std::string& data, raft::Index index) {
+  std::string_view hash_part = data;
+  std::optional<SnapshotParts> parts;
+  if (kv_) {
+    parts = split_snapshot(data);
+    if (!parts) return false;
+    hash_part = parts->hash;
+  }
+  std::optional<HashStateMachine> sm = HashStateMachine::restore(hash_part);
+  if (!sm || sm->index() != index) return false;
+  if (kv_) {
+    // Malformed bytes change nothing; well-formed ones replace the whole state, watchers stay
+    // and catch up from the new history.
+    const kv::Status s = kv_->restore(parts->kv);
+    if (!s.ok() || kv_->applied_index() != index) return false;
+  }
+  sm_ = *sm;
+  return true;
+}
+
+std::string Replica::snapshot_state() const {
+  if (!kv_) return sm_.snapshot();
+  const std::string hash = sm_.snapshot();
+  std::string out;
+  put_u64(out, hash.size());
+  out += hash;
+  out += kv_->snapshot();
+  return out;
+}
+
+std::uint64_t Replica::lease_now_ms() const {
+  const std::int64_t local = local_now() + kLeaseClockBaseUs;
+  return local < 0 ? 0 : static_cast<std::uint64_t>(local) / kMicrosPerMilli;
+}
+
+void Replica::observe_leadership() {
+  const bool leader = node_->role() == raft::Role::Leader;
+  if (leader && (!leases_.leading() || leases_term_ != node_->term())) {
+    // A new leadership (even this node's own, after a term it missed) restarts every countdown.
+    if (leases_.leading()) leases_.on_lose_leadership();
+    leases_.on_become_leader(lease_now_ms());
+    leases_term_ = node_->term();
+  } else if (!leader && leases_.leading()) {
+    leases_.on_lose_leadership();
+  }
+}
+
+void Replica::application_ticks() {
+  observe_leadership();
+  if (leases_.leading()) {
+    const auto expired = leases_.expired(lease_now_ms(), params_.lease_expiries_per_tick_max);
+    for (const kv::LeaseExpire& expire : expired) {
+      const raft::ProposeResult r = node_->propose(kv::encode_command(kv::Command{0, 0, expire}));
+      hooks_.stepped(*this);
+      if (env_.halted()) return;
+      if (r.error != raft::Error::Ok) {
+        leases_.on_expire_dropped(expire.id);
+        continue;
+      }
+      ++stats_.lease_expiries_proposed;
+      env_.trace(id_, fmt::format("lease {} ran out: propose expire (keep-alives {}) at {}/t{}", expire.id,
+                                  expire.keepalives, r.index, r.term));
+    }
+  }
+  const std::int64_t now = local_now();
+  const auto hold = static_cast<std::int64_t>(params_.watch_hold_us);
+  const auto idle = static_cast<std::int64_t>(params_.watch_idle_us);
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    HostedWatch& w = it->second;
+    if (w.held && now - w.held_since_local >= hold) {
+      const ClientRequest poll = std::move(*w.held);
+      w.held.reset();
+      const kv::WatchId id = it->first;
+      ++it;  // answer_watch may drop the watcher
+      answer_watch(poll, kv_->poll_watch(id, poll.watch->events_max));
+      continue;
+    }
+    if (!w.held && now - w.seen_local >= idle) {
+      env_.trace(id_, fmt::format("watch {} of client {} idle: dropped", it->first, w.client));
+      (void)kv_->cancel_watch(it->first);
+      ++stats_.watches_dropped_idle;
+      it = watches_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+void Replica::answer_watch(const ClientRequest& poll, const kv::WatchResponse& response) {
+  ClientReply out = base_reply(poll, ClientReply::Status::Watch);
+  WatchAnswer& a = out.watch.emplace();
+  a.incarnation = incarnation_;
+  a.id = poll.watch->id;
+  a.events = response.events;
+  a.progress_revision = response.progress_revision;
+  a.ended = response.canceled;
+  a.status = response.cancel_status;
+  if (response.canceled) {
+    env_.trace(id_, fmt::format("watch {} of client {} ended: {}", a.id, poll.client,
+                                kv::to_string(a.status.error)));
+    watches_.erase(a.id);
+  }
+  hooks_.reply(out);
+}
+
+void Replica::step_watch(const ClientRequest& request) {
+  const WatchCall& call = *request.watch;
+  const std::int64_t now = local_now();
+  if (!kv_) return;
+  switch (call.what) {
+    case WatchCall::What::Open: {
+      const kv::WatchCreated created = kv_->watch(call.request);
+      ClientReply out = base_reply(request, ClientReply::Status::Watch);
+      WatchAnswer& a = out.watch.emplace();
+      a.incarnation = incarnation_;
+      a.id = created.id;
+      a.start_revision = created.start_revision;
+      a.progress_revision = kv_->revision();
+      a.ended = !created.status.ok();
+      a.status = created.status;
+      if (created.status.ok()) watches_[created.id] = HostedWatch{request.client, std::nullopt, 0, now};
+      env_.trace(id_, fmt::format("watch {} opened for client {} from {}: {}", created.id, request.client,
+                                  created.start_revision, kv::to_string(created.status.error)));
+      hooks_.reply(out);
+      return;
+    }
+    case WatchCall::What::Poll: {
+      auto it = watches_.find(call.id);
+      if (call.incarnation != incarnation_ || it == watches_.end()) {
+        ClientReply out = base_reply(request, ClientReply::Status::Watch);
+        WatchAnswer& a = out.watch.emplace();
+        a.incarnation = incarnation_;
+        a.id = call.id;
+        a.ended = true;
+        a.status = kv::make_status(kv::Error::UnknownWatch,
+                                   fmt::format("no watch {} of incarnation {}", call.id, call.incarnation));
+        hooks_.reply(out);
+        return;
+      }
+      // A poll supersedes the one held before it: its client stopped waiting for that.
+      it->second.held.reset();
+      it->second.seen_local = now;
+      kv::WatchResponse response = kv_->poll_watch(call.id, call.events_max);
+      if (!response.events.empty() || response.canceled) {
+        answer_watch(request, response);
+        return;
+      }
+      it->second.held = request;
+      it->second.held_since_local = now;
+      return;
+    }
+    case WatchCall::What::Close:
+      if (call.incarnation == incarnation_ && watches_.erase(call.id) > 0) (void)kv_->cancel_watch(call.id);
+      return;
+  }
+}
+
+void Replica::serve_watches() {
+  if (watches_.empty()) return;
+  for (const kv::WatchId id : kv_->pending_watches()) {
+    auto it = watches_.find(id);
+    if (it == watches_.end() || !it->second.held) continue;
+    const std::size_t events_max = it->second.held->watch->events_max;
+    kv::WatchResponse response = kv_->poll_watch(id, events_max);
+    if (response.events.empty() && !response.canceled) continue;  // still catching up: keep holding
+    const ClientRequest poll = std::move(*it->second.held);
+    it->second.held.reset();
+    answer_watch(poll, response);
   }
 }
 

@@ -3,6 +3,12 @@
 // then apply, then advance). While an fsync is outstanding the host is busy: messages, ticks and
 // client requests wait in its inbox, as they would in a real server's event loop.
 //
+// With ReplicaParams::host_kv (the kv and watch workloads) it also hosts the application: a
+// kv::StateMachine on kv::MemoryStorage that applies every committed batch in one transaction,
+// serves kv reads once ReadIndex allows, keeps watchers (polled as it applies), and, while it
+// leads, counts lease deadlines down on its own clock (kv::LeaseClock) and proposes LeaseExpire.
+// The HashStateMachine stays as the Raft-level digest the checkers compare; snapshots carry both.
+//
 // Faults act on it from outside: crash() drops everything in memory and whatever the disk had
 // not synced; pause() freezes it (a GC pause, a stopped VM) so that on waking its timers fire
 // late and queued input arrives at once; the clock can drift and jump; the disk can fail, and a
@@ -20,6 +26,10 @@
 #include <variant>
 #include <vector>
 
+#include "kv/lease_clock.h"
+#include "kv/limits.h"
+#include "kv/memory_storage.h"
+#include "kv/state_machine.h"
 #include "raft/config.h"
 #include "raft/node.h"
 #include "sim/checkers.h"
@@ -46,6 +56,17 @@ struct ReplicaParams {
   std::size_t inputs_per_ready_max = 256;
   // Proposals waiting for their entry to apply, reads waiting for their read index.
   std::size_t pending_requests_max = 1024;
+
+  // The application state machine (kv and watch workloads); the same limits on every replica.
+  bool host_kv = false;
+  kv::Limits kv_limits;
+  // A watch poll with nothing to hand out waits this long (local clock) before it is answered
+  // with progress only; a watcher nobody polled for watch_idle_us is dropped, as a server drops
+  // the watchers of a closed connection.
+  Micros watch_hold_us = 200'000;
+  Micros watch_idle_us = 3'000'000;
+  // LeaseExpire proposals per tick, at most.
+  std::size_t lease_expiries_per_tick_max = 16;
 };
 
 class Replica;
@@ -77,6 +98,8 @@ struct ReplicaStats {
   std::uint64_t fsyncs = 0;
   std::uint64_t crashes = 0;
   std::uint64_t lost_batches = 0;
+  std::uint64_t lease_expiries_proposed = 0;
+  std::uint64_t watches_dropped_idle = 0;
 };
 
 class Replica {
@@ -116,6 +139,8 @@ class Replica {
   const raft::Node* node() const { return node_.get(); }
   std::uint64_t incarnation() const { return incarnation_; }
   const HashStateMachine& state() const { return sm_; }
+  // The application state machine: null unless host_kv, and while crashed.
+  const kv::StateMachine* kv() const { return kv_.get(); }
   const ReplicaStats& stats() const { return stats_; }
 
  private:
@@ -159,9 +184,25 @@ class Replica {
   void tick_check(bool late_first = false);
   void fail_stop(std::string_view reason);
   void contract_violation(std::string message);
+  ClientReply base_reply(const ClientRequest& request, ClientReply::Status status) const;
   void reply(const ClientRequest& request, ClientReply::Status status, raft::Index index,
              raft::Term term = 0);
   void fail_pending_acks_through(raft::Index index);
+
+  // The application side (host_kv).
+  // The state machines (and the lease countdowns) as `data` holds them, or false when it is not
+  // a snapshot at `index`.
+  bool restore_state(const std::string& data, raft::Index index);
+  std::string snapshot_state() const;
+  void step_watch(const ClientRequest& request);
+  void answer_watch(const ClientRequest& poll, const kv::WatchResponse& response);
+  // Answers held polls that now have something to hand out.
+  void serve_watches();
+  // Timers of the application side, after each batch of ticks.
+  void application_ticks();
+  void observe_leadership();
+  std::uint64_t lease_now_ms() const;
+  std::int64_t local_now() const { return clock_.local(env_.now()); }
 
   raft::NodeId id_;
   ReplicaParams params_;
@@ -184,6 +225,18 @@ class Replica {
   std::map<raft::Index, PendingAck> pending_acks_;
   std::map<std::uint64_t, PendingRead> pending_reads_;  // by read request id
   std::uint64_t next_read_id_ = 1;
+
+  struct HostedWatch {
+    std::uint64_t client = 0;
+    std::optional<ClientRequest> held;  // a poll waiting for events
+    std::int64_t held_since_local = 0;
+    std::int64_t seen_local = 0;  // last open or poll
+  };
+  std::unique_ptr<kv::MemoryStorage> kv_storage_;
+  std::unique_ptr<kv::StateMachine> kv_;  // on kv_storage_
+  kv::LeaseClock leases_;
+  raft::Term leases_term_ = 0;  // the term whose leadership the lease clock counts for
+  std::map<kv::WatchId, HostedWatch> watches_;
 
   // Ticks are due when local time reaches next_tick_local_; a clock change or a wake starts a
   // new chain of checks and the generation number retires the old one.

@@ -10,18 +10,24 @@
 #include "sim/abort_context.h"
 #include "sim/describe.h"
 #include "sim/simulation_internal.h"
+#include "sim/workload_kv.h"
+#include "sim/workload_watch.h"
 
 namespace coord::sim {
 
 const char* to_string(Workload workload) {
   switch (workload) {
     case Workload::Raft: return "raft";
+    case Workload::Kv: return "kv";
+    case Workload::Watch: return "watch";
   }
   return "?";
 }
 
 std::optional<Workload> parse_workload(std::string_view text) {
   if (text == "raft") return Workload::Raft;
+  if (text == "kv") return Workload::Kv;
+  if (text == "watch") return Workload::Watch;
   return std::nullopt;
 }
 
@@ -61,8 +67,19 @@ raft::Config cluster_config(std::uint64_t seed) {
   return c;
 }
 
-ReplicaParams replica_params(std::uint64_t seed, const raft::Config& config, raft::NodeId id) {
+// The kv workloads' state machine limits, the same on every replica. Watch buffers are small so
+// that slow watchers overflow now and then (and the checker sees that it is legitimate).
+kv::Limits kv_limits(Workload workload) {
+  kv::Limits limits;
+  if (workload == Workload::Watch) limits.watch_buffer_events_max = 256;
+  return limits;
+}
+
+ReplicaParams replica_params(std::uint64_t seed, const raft::Config& config, raft::NodeId id,
+                             Workload workload) {
   ReplicaParams p;
+  p.host_kv = workload != Workload::Raft;
+  p.kv_limits = kv_limits(workload);
   p.raft = config;
   p.tick_us = 10'000;
   p.tick_burst_max = 2 * p.raft.election_ticks;
@@ -83,7 +100,6 @@ Simulation::Simulation(const Options& options)
       network_(options.nodes, Rng::stream(options.seed, "network")),
       client_link_rng_(Rng::stream(options.seed, "client-link")),
       exec_rng_(Rng::stream(options.seed, "fault-exec")),
-      workload_(options.nodes, WorkloadParams{}, options.seed, *this, *this),
       liveness_(kLivenessCommitUsMax),
       observed_(static_cast<std::size_t>(options.nodes)),
       drift_generation_(static_cast<std::size_t>(options.nodes), 0),
@@ -94,9 +110,28 @@ Simulation::Simulation(const Options& options)
   for (int i = 1; i <= options.nodes; ++i) bootstrap.snapshot.conf.voters.push_back(static_cast<raft::NodeId>(i));
   for (int i = 1; i <= options.nodes; ++i) {
     const auto id = static_cast<raft::NodeId>(i);
-    replicas_.push_back(std::make_unique<Replica>(id, replica_params(options.seed, config_, id), bootstrap,
-                                                  options.seed, *this, *this));
+    const ReplicaParams params = replica_params(options.seed, config_, id, options.workload);
+    replicas_.push_back(std::make_unique<Replica>(id, params, bootstrap, options.seed, *this, *this));
     replicas_.back()->clock() = LocalClock(skews[static_cast<std::size_t>(i - 1)]);
+  }
+  switch (options.workload) {
+    case Workload::Raft:
+      workload_ = std::make_unique<RaftWorkload>(options.nodes, WorkloadParams{}, options.seed, *this, *this);
+      break;
+    case Workload::Kv:
+      reference_ = std::make_unique<KvReference>(kv_limits(options.workload));
+      workload_ = std::make_unique<KvWorkload>(options.nodes, KvWorkloadParams{}, options.seed, *this, *this,
+                                               *reference_);
+      break;
+    case Workload::Watch: {
+      reference_ = std::make_unique<KvReference>(kv_limits(options.workload));
+      WatchWorkloadParams params;
+      params.watch_buffer_events_max = kv_limits(options.workload).watch_buffer_events_max;
+      workload_ = std::make_unique<WatchWorkload>(options.nodes, params, options.seed, *this, *this,
+                                                  *reference_, end_at_,
+                                                  [this](Violation v) { report(std::move(v)); });
+      break;
+    }
   }
 }
 
@@ -114,7 +149,7 @@ Result Simulation::run_events() {
                        config_.append_bytes_max, config_.inflight_msgs_max, config_.snapshot_chunk_bytes_max,
                        config_.committed_bytes_max));
   for (auto& r : replicas_) r->start();
-  workload_.start(end_at_ > kClientDrainUs ? end_at_ - kClientDrainUs : 0);
+  workload_->start(end_at_ > kClientDrainUs ? end_at_ - kClientDrainUs : 0);
 
   Rng plan_rng = Rng::stream(options_.seed, "faults");
   for (const PlannedFault& p : plan_faults(options_.faults, options_.nodes, heal_at_, plan_rng)) {
@@ -152,10 +187,11 @@ Result Simulation::run_events() {
 
   Result result;
   result.seed = options_.seed;
-  stats_.proposals = workload_.stats().proposals;
-  stats_.acked = workload_.stats().acked;
-  stats_.reads = workload_.stats().reads_done;
-  stats_.transfers = workload_.stats().transfers;
+  const WorkloadStats& ws = workload_->stats();
+  stats_.proposals = ws.proposals;
+  stats_.acked = ws.acked;
+  stats_.reads = ws.reads_done;
+  stats_.transfers = ws.transfers;
   for (const auto& r : replicas_) {
     stats_.crashes += r->stats().crashes;
     stats_.compactions += r->stats().compactions;
@@ -215,6 +251,27 @@ void Simulation::final_checks() {
   report(Liveness::check_converged(summaries));
   report(acked_.check_final(applied));
   report(liveness_.check_progress(now_));
+  if (violation_) return;
+  if (reference_) check_kv_states();
+  if (violation_) return;
+  report(workload_->final_check());
+}
+
+// Every replica's application state, byte for byte, is the reference's (they have converged on
+// the same applied index by now).
+void Simulation::check_kv_states() {
+  const std::string expected = reference_->state().snapshot();
+  for (const auto& r : replicas_) {
+    const kv::StateMachine* kv = r->kv();
+    if (!kv || kv->applied_index() != reference_->applied_index()) continue;
+    if (kv->snapshot() != expected) {
+      report(Violation{invariant::kStateMachineSafety,
+                       fmt::format("n{}'s kv state at index {} (revision {}) differs from the reference's "
+                                   "(revision {})",
+                                   r->id(), kv->applied_index(), kv->revision(), reference_->revision())});
+      return;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,13 +333,14 @@ void Simulation::reply(const ClientReply& r) {
     const raft::Entry entry{r.term, r.index, raft::EntryType::Normal, r.command};
     report(acked_.observe_ack(r.node, r.index, digest_of(entry), r.command));
     liveness_.observe_ack(r.issued_at, now_);
-    trace(r.node, fmt::format("ack '{}' at {} to client {}", r.command, r.index, r.client));
+    trace(r.node, fmt::format("ack '{}' at {} to client {}", r.label.empty() ? r.command : r.label, r.index,
+                              r.client));
     if (!traps_.empty()) spring_traps(CrashTrapFault::Trigger::ClientAcked, r.node);
   } else if (r.status == ClientReply::Status::Failed) {
     trace(r.node, fmt::format("client {} op {} failed at {}", r.client, r.op, r.index));
   }
   const Micros delay = client_link_rng_.between(kClientLinkUsMin, kClientLinkUsMax);
-  schedule(now_ + delay, [this, r] { workload_.on_reply(r); });
+  schedule(now_ + delay, [this, r] { workload_->on_reply(r); });
 }
 
 void Simulation::stepped(const Replica& replica) {
@@ -313,6 +371,7 @@ void Simulation::applied(const Replica& replica, const raft::Entry& entry) {
   report(acked_.observe_applied(id, entry.index, d));
   report(state_machine_.observe_state(id, replica.state().digest()));
   completeness_.observe_committed(entry.index, d, replica.node()->term());
+  if (reference_) report(reference_->observe(entry, now_));
   if (entry.index > stats_.applied_max) stats_.applied_max = entry.index;
 }
 

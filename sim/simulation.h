@@ -7,6 +7,12 @@
 // and a quiet period of kQuietUs follows, in which liveness is judged: a proposal made after the
 // heal must commit within kLivenessCommitUsMax, and by the end all replicas must agree.
 //
+// Workloads: `raft` proposes opaque commands and checks the Raft-level invariants; `kv` runs
+// kv clients (sim/workload_kv.h) and checks their history for linearizability; `watch` runs
+// writers and watchers (sim/workload_watch.h) and checks every watcher's events against the
+// committed ones. The kv workloads host a kv::StateMachine on every replica, and every Raft-level
+// checker runs for them too.
+//
 // Besides the faults, the seed also picks the cluster's Raft settings (pre-vote and check-quorum
 // on or off, timer ratios, small size limits that split appends, snapshots and committed
 // batches), so that many seeds cover many code paths of the core.
@@ -25,7 +31,7 @@
 
 namespace coord::sim {
 
-enum class Workload : std::uint8_t { Raft };
+enum class Workload : std::uint8_t { Raft, Kv, Watch };
 
 const char* to_string(Workload workload);
 std::optional<Workload> parse_workload(std::string_view text);

@@ -19,6 +19,8 @@
 #include "sim/replica.h"
 #include "sim/simulation.h"
 #include "sim/trace.h"
+#include "sim/kv_reference.h"
+#include "sim/workload.h"
 #include "sim/workload_raft.h"
 
 namespace coord::sim::detail {
@@ -74,6 +76,7 @@ class Simulation final : public Env, public ReplicaHooks, public ClientTransport
   void report(Violation violation);
   void check_logs();
   void final_checks();
+  void check_kv_states();
 
   // Faults.
   void inject(const Fault& fault);
@@ -97,7 +100,10 @@ class Simulation final : public Env, public ReplicaHooks, public ClientTransport
   Rng client_link_rng_;
   Rng exec_rng_;
   std::vector<std::unique_ptr<Replica>> replicas_;
-  RaftWorkload workload_;
+  // The kv workloads' committed history (null for the raft workload); before the workload,
+  // which reads it.
+  std::unique_ptr<KvReference> reference_;
+  std::unique_ptr<ClientWorkload> workload_;
 
   ElectionSafety election_;
   LeaderCompleteness completeness_;

@@ -98,6 +98,8 @@ void RaftWorkload::on_reply(const ClientReply& reply) {
       ++stats_.failed;
       issue_after(c, c.rng.between(1, params_.retry_backoff_us_max));
       return;
+    case ClientReply::Status::Watch:
+      return;  // this workload opens no watches
   }
 }
 

@@ -13,6 +13,7 @@
 #include "sim/env.h"
 #include "sim/rng.h"
 #include "sim/time.h"
+#include "sim/workload.h"
 
 namespace coord::sim {
 
@@ -27,33 +28,14 @@ struct WorkloadParams {
   Micros transfer_every_us_max = 6'000'000;
 };
 
-// How requests reach replicas (the simulation adds the client-link latency).
-class ClientTransport {
- public:
-  virtual ~ClientTransport() = default;
-  virtual void submit(raft::NodeId to, ClientRequest request) = 0;
-};
-
-struct WorkloadStats {
-  std::uint64_t proposals = 0;
-  std::uint64_t acked = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t redirected = 0;
-  std::uint64_t timeouts = 0;
-  std::uint64_t reads = 0;
-  std::uint64_t reads_done = 0;
-  std::uint64_t transfers = 0;  // started by a leader
-};
-
-class RaftWorkload {
+class RaftWorkload final : public ClientWorkload {
  public:
   RaftWorkload(int nodes, const WorkloadParams& params, std::uint64_t root_seed, Env& env,
                ClientTransport& transport);
 
-  // Clients start now and send nothing new from `stop_at` on (so the cluster can settle).
-  void start(Micros stop_at);
-  void on_reply(const ClientReply& reply);
-  const WorkloadStats& stats() const { return stats_; }
+  void start(Micros stop_at) override;
+  void on_reply(const ClientReply& reply) override;
+  const WorkloadStats& stats() const override { return stats_; }
 
  private:
   struct Client {

@@ -32,3 +32,29 @@ TEST_CASE("the same seed gives a byte-identical trace") {
 TEST_CASE("different seeds give different runs") {
   CHECK(trace_of(1) != trace_of(2));
 }
+
+namespace {
+
+std::string workload_trace_of(coord::sim::Workload workload, std::uint64_t seed) {
+  std::ostringstream out;
+  coord::sim::Options options;
+  options.seed = seed;
+  options.workload = workload;
+  options.time_s = 10;
+  options.trace = &out;
+  coord::sim::Result result = coord::sim::run(options);
+  CHECK(result.passed);
+  return out.str();
+}
+
+}  // namespace
+
+TEST_CASE("the kv and watch workloads are deterministic too") {
+  for (coord::sim::Workload workload : {coord::sim::Workload::Kv, coord::sim::Workload::Watch}) {
+    INFO("workload " << coord::sim::to_string(workload));
+    const std::string first = workload_trace_of(workload, 42);
+    CHECK(first.size() > 10'000);
+    CHECK(first == workload_trace_of(workload, 42));
+    CHECK(first != workload_trace_of(workload, 43));
+  }
+}
