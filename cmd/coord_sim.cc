@@ -1,7 +1,8 @@
 // coord-sim: runs the deterministic simulator for one seed or a range of seeds.
 //
 //   coord-sim [--seed N | --seeds A..B] [--nodes 3|5] [--faults none|all|network,clock,...]
-//             [--workload raft|kv|watch] [--time SECONDS] [--trace FILE] [--jobs J]
+//             [--workload raft|kv|watch|locks] [--time SECONDS] [--trace FILE] [--jobs J]
+//             [--no-fencing]
 //
 // One line per seed; a failed seed adds "VIOLATION seed=N invariant=NAME" and the events before
 // it. The last line is always "N passed, M failed". Exit status: 0 all passed, 1 some failed,
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   double time_s = Options{}.time_s;
   std::string trace_path;
   int jobs = 1;
+  bool no_fencing = false;
 
   auto* seed_opt = app.add_option("--seed", seed, "Run this one seed (default 1)");
   auto* seeds_opt = app.add_option("--seeds", seeds, "Run a range of seeds, A..B inclusive");
@@ -71,13 +73,16 @@ int main(int argc, char** argv) {
   app.add_option("--faults", faults,
                  "none, all, or a comma list of network,clock,pause,crash,disk (default all)");
   app.add_option("--workload", workload,
-                 "Workload: raft (Raft-level checks), kv (linearizability of kv clients) or watch (watch "
-                 "delivery) (default raft)");
+                 "Workload: raft (Raft-level checks), kv (linearizability of kv clients), watch (watch "
+                 "delivery) or locks (lock holders writing to a fenced storage service) (default raft)");
   app.add_option("--time", time_s,
                  "Virtual seconds with faults injected (default " + std::to_string(static_cast<int>(time_s)) +
                      "); a quiet period of " + std::to_string(kQuietUs / kMicrosPerSecond) +
                      " s follows to judge liveness");
   app.add_option("--trace", trace_path, "Write every event of every seed to FILE, in seed order");
+  app.add_flag("--no-fencing", no_fencing,
+               "locks only: the storage accepts every write, token or not (must break mutual exclusion "
+               "on some seed)");
   app.add_option("--jobs", jobs, "Run seeds on J threads (output stays in seed order; default 1)");
 
   try {
@@ -92,7 +97,10 @@ int main(int argc, char** argv) {
   std::optional<FaultFamilies> families = parse_fault_families(faults, &error);
   if (!families) return usage_error("--faults: " + error);
   std::optional<Workload> wl = parse_workload(workload);
-  if (!wl) return usage_error("--workload: unknown workload '" + workload + "' (available: raft, kv, watch)");
+  if (!wl) return usage_error("--workload: unknown workload '" + workload + "' (available: raft, kv, watch, locks)");
+  if (no_fencing && *wl != Workload::Locks) {
+    return usage_error("--no-fencing only applies to --workload locks (it turns off the storage's Guard)");
+  }
   if (jobs < 1 || jobs > kJobsMax) {
     return usage_error("--jobs must be between 1 and " + std::to_string(kJobsMax));
   }
@@ -108,6 +116,7 @@ int main(int argc, char** argv) {
   base.faults = *families;
   base.workload = *wl;
   base.time_s = time_s;
+  base.fencing = !no_fencing;
   if (auto problem = validate(base)) return usage_error(*problem);
 
   if (!trace_path.empty()) {

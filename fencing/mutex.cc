@@ -94,8 +94,18 @@ void Mutex::create() {
       child_path(path_, contender_prefix(lease, owner_, attempt_)), value_, lease);
   op.parents = true;
   client_.write(kv::single(std::move(op)),
-                [weak = weak_from_this(), epoch = epoch_](const WriteOutcome& outcome) {
-                  if (auto self = weak.lock()) self->on_created(epoch, outcome);
+                [weak = weak_from_this(), epoch = epoch_,
+                 client = &client_](const WriteOutcome& outcome) {
+                  if (auto self = weak.lock()) {
+                    self->on_created(epoch, outcome);
+                  } else if (outcome.result && outcome.result->ok() &&
+                             !outcome.result->ops.empty()) {
+                    // The mutex was dropped with its create in flight (say, right after its
+                    // try_lock timed out): nobody is left to wait, unlock or clean up, and the
+                    // key would block the line for as long as the session lives. The client
+                    // is alive: it is the one answering.
+                    remove_quietly(*client, outcome.result->ops.front().path);
+                  }
                 });
 }
 

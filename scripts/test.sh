@@ -7,8 +7,12 @@
 #   COORD_SIM_ASAN_SEEDS     seeds for the sanitizer sweep (default 40)
 #   COORD_SIM_KV_SEEDS       seeds for each Release sweep of the kv and watch workloads (default 300)
 #   COORD_SIM_KV_ASAN_SEEDS  seeds for each sanitizer sweep of the kv and watch workloads (default 16)
+#   COORD_SIM_LOCKS_SEEDS       seeds for the Release sweep of the locks workload (default 200)
+#   COORD_SIM_LOCKS_ASAN_SEEDS  seeds for its sanitizer sweep (default 16)
 # The kv and watch sweeps run on two threads (about 0.3 CPU-s a seed in Release, 2.5 under the
-# sanitizers): together about 2.5 minutes on two cores with the defaults.
+# sanitizers): together about 2.5 minutes on two cores with the defaults. The locks sweep costs
+# about 0.1 CPU-s a seed in Release; it is followed by a short --no-fencing run that must fail
+# with invariant=mutual-exclusion (the simulator shows why the Guard is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,11 +64,34 @@ for workload in kv watch; do
   build/asan/bin/coord-sim --workload "$workload" --seeds "1..$kv_asan_seeds" --faults all --jobs 2
 done
 
+locks_asan_seeds="${COORD_SIM_LOCKS_ASAN_SEEDS:-16}"
+section "simulation: asan+ubsan, workload locks, seeds 1..$locks_asan_seeds"
+build/asan/bin/coord-sim --workload locks --seeds "1..$locks_asan_seeds" --faults all --jobs 2
+
 kv_seeds="${COORD_SIM_KV_SEEDS:-300}"
 for workload in kv watch; do
   section "simulation: release, workload $workload, seeds 1..$kv_seeds"
   build/release/bin/coord-sim --workload "$workload" --seeds "1..$kv_seeds" --faults all --jobs 2
 done
+
+locks_seeds="${COORD_SIM_LOCKS_SEEDS:-200}"
+section "simulation: release, workload locks, seeds 1..$locks_seeds"
+build/release/bin/coord-sim --workload locks --seeds "1..$locks_seeds" --faults all --jobs 2
+
+# Without the Guard the same clients must break mutual exclusion: if they don't, the workload
+# no longer produces the scenario fencing is for.
+section "simulation: release, workload locks without fencing, seeds 1..20 (must fail)"
+nofence_log="$(mktemp)"
+set +e
+build/release/bin/coord-sim --workload locks --no-fencing --seeds 1..20 --faults all --jobs 2 >"$nofence_log"
+set -e
+nofence_caught="$(grep -c '^VIOLATION seed=[0-9]* invariant=mutual-exclusion$' "$nofence_log" || true)"
+rm -f "$nofence_log"
+if [ "$nofence_caught" -eq 0 ]; then
+  echo "FAILED: --no-fencing broke mutual exclusion on none of seeds 1..20"
+  exit 1
+fi
+echo "--no-fencing: mutual exclusion broken on $nofence_caught of 20 seeds, as it must be"
 
 release_seeds="${COORD_SIM_SEEDS:-300}"
 section "simulation: release, seeds 1..$release_seeds"

@@ -250,4 +250,44 @@ Verdict Liveness::check_converged(const std::vector<ReplicaSummary>& replicas) {
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fencing
+
+Verdict FencingMonotonic::observe_accepted(std::string_view resource, Holder holder) {
+  auto it = highest_.find(resource);
+  if (it == highest_.end()) {
+    highest_.emplace(std::string(resource), holder);
+    return std::nullopt;
+  }
+  if (holder.token < it->second.token) {
+    return violation(invariant::kFencingMonotonic,
+                     fmt::format("{} accepted token {} from client {} after token {} from client {}", resource,
+                                 holder.token, holder.client, it->second.token, it->second.client));
+  }
+  it->second = holder;
+  return std::nullopt;
+}
+
+Verdict MutualExclusion::observe_accepted(std::string_view resource, Holder holder, Micros at) {
+  auto it = resources_.find(resource);
+  if (it == resources_.end()) {
+    resources_.emplace(std::string(resource), Resource{holder, {}});
+    return std::nullopt;
+  }
+  Resource& r = it->second;
+  if (holder == r.current) return std::nullopt;
+  if (auto done = r.finished.find(holder); done != r.finished.end()) {
+    return violation(invariant::kMutualExclusion,
+                     fmt::format("{} accepted a write of client {} (token {}) at {}, after client {} (token {}) "
+                                 "had taken over there at {} (and client {}, token {}, wrote last): two "
+                                 "holders' writes interleave",
+                                 resource, holder.client, holder.token, format_time(at), done->second.by.client,
+                                 done->second.by.token, format_time(done->second.at), r.current.client,
+                                 r.current.token));
+  }
+  r.finished[r.current] = Resource::Succeeded{holder, at};
+  r.current = holder;
+  return std::nullopt;
+}
+
 }  // namespace coord::sim

@@ -39,6 +39,11 @@ inline constexpr const char* kLiveness = "liveness";
 inline constexpr const char* kKvLinearizable = "kv-linearizable";
 inline constexpr const char* kKvExactlyOnce = "kv-exactly-once";
 inline constexpr const char* kWatchDelivery = "watch-delivery";
+// The locks workload (sim/workload_locks.h) and the lease checks of every kv workload.
+inline constexpr const char* kFencingMonotonic = "fencing-monotonic";
+inline constexpr const char* kMutualExclusion = "mutual-exclusion";
+inline constexpr const char* kLeaseNeverEarly = "lease-never-early";
+inline constexpr const char* kEphemeralCleanup = "ephemeral-cleanup";
 inline constexpr const char* kSimulatorLimit = "simulator-limit";
 }  // namespace invariant
 
@@ -192,6 +197,43 @@ class Liveness {
   Micros commit_deadline_us_;
   std::optional<Micros> healed_at_;
   std::optional<Micros> first_ack_after_heal_;
+};
+
+// A lock holder as the protected resource sees it: which client, with which token (one
+// acquisition; the same client acquiring again is another holder).
+struct Holder {
+  std::uint64_t client = 0;
+  std::uint64_t token = 0;
+
+  auto operator<=>(const Holder&) const = default;
+};
+
+// The storage behind a fencing Guard never accepts, for one resource, a token lower than one it
+// has already accepted. Checked on what the storage accepted, independently of the Guard.
+class FencingMonotonic {
+ public:
+  Verdict observe_accepted(std::string_view resource, Holder holder);
+
+ private:
+  std::map<std::string, Holder, std::less<>> highest_;
+};
+
+// Accepted writes of different holders never interleave, per resource: once another holder's
+// write was accepted after holder A's, no write of A is ever accepted again.
+class MutualExclusion {
+ public:
+  Verdict observe_accepted(std::string_view resource, Holder holder, Micros at);
+
+ private:
+  struct Resource {
+    Holder current;
+    struct Succeeded {
+      Holder by;
+      Micros at = 0;
+    };
+    std::map<Holder, Succeeded> finished;  // holder -> who took over from it, when
+  };
+  std::map<std::string, Resource, std::less<>> resources_;
 };
 
 }  // namespace coord::sim

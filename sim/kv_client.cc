@@ -555,11 +555,18 @@ void SimKvClient::on_watch_reply(const Attempt& attempt, const ClientReply& repl
 // Time
 
 fencing::Millis SimKvClient::now_ms() const {
+  if (clock_) return clock_->local(env_.now()) / static_cast<std::int64_t>(kMicrosPerMilli);
   return static_cast<fencing::Millis>(env_.now() / kMicrosPerMilli);
 }
 
 void SimKvClient::after(fencing::Millis delay_ms, std::function<void()> action) {
   const Micros delay = delay_ms > 0 ? static_cast<Micros>(delay_ms) * kMicrosPerMilli : 0;
+  if (clock_) {
+    // The timer is set on the process's clock: a slow clock makes it fire late in real time.
+    const std::int64_t target = clock_->local(env_.now()) + static_cast<std::int64_t>(delay);
+    env_.schedule(clock_->when(target, env_.now()), std::move(action));
+    return;
+  }
   env_.schedule(env_.now() + delay, std::move(action));
 }
 

@@ -33,6 +33,7 @@
 #include "kv/command.h"
 #include "raft/types.h"
 #include "sim/client.h"
+#include "sim/clock.h"
 #include "sim/env.h"
 #include "sim/rng.h"
 #include "sim/time.h"
@@ -107,6 +108,10 @@ class SimKvClient final : public fencing::KvClient {
   std::uint64_t last_sequence() const { return sequence_; }
   const WatchView* watch_view(fencing::WatchHandle handle) const;
   const SimKvClientStats& stats() const { return stats_; }
+  // The client process's own clock (skewed, drifting), for now_ms() and after(): what the
+  // recipes measure leases with. Null (the default): virtual time. Must outlive the client; it
+  // only ever runs forward (a monotonic clock), so it may drift but must not jump.
+  void set_clock(const LocalClock* clock) { clock_ = clock; }
   // A consumer that becomes faster or slower (SimKvClientParams::watch_poll_delay_us_max).
   void set_watch_poll_delay_max(Micros delay_us) { params_.watch_poll_delay_us_max = delay_us; }
 
@@ -175,6 +180,7 @@ class SimKvClient final : public fencing::KvClient {
   Rng rng_;
   Env& env_;
   ClientTransport& transport_;
+  const LocalClock* clock_ = nullptr;
 
   raft::NodeId write_target_;
   raft::NodeId read_target_;

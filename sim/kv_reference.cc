@@ -40,6 +40,17 @@ Verdict KvReference::observe(const raft::Entry& entry, Micros at) {
                                  sm_->applied_index() + 1)};
   }
   const bool normal = entry.type == raft::EntryType::Normal && !entry.data.empty();
+  const kv::DecodedCommand decoded = normal ? kv::decode_command(entry.data) : kv::DecodedCommand{};
+  // The lease this entry may end, and its keys before it.
+  kv::LeaseId ending = 0;
+  if (normal && decoded.status.ok()) {
+    if (const auto* r = std::get_if<kv::LeaseRevoke>(&decoded.command.body)) ending = r->id;
+    if (const auto* e = std::get_if<kv::LeaseExpire>(&decoded.command.body)) ending = e->id;
+  }
+  std::set<std::string> keys_before;
+  if (ending != 0) {
+    if (auto it = lease_keys_.find(ending); it != lease_keys_.end()) keys_before = it->second;
+  }
   const std::vector<kv::Result> results =
       sm_->apply_batch({kv::AppliedEntry{entry.index, normal ? entry.data : std::string()}});
   const kv::Result& result = results.front();
@@ -49,17 +60,56 @@ Verdict KvReference::observe(const raft::Entry& entry, Micros at) {
     return Violation{invariant::kSimulatorLimit,
                      fmt::format("the reference watcher ended: {}", polled.cancel_status.message)};
   }
-  for (kv::Event& e : polled.events) events_.push_back(std::move(e));
+  for (kv::Event& e : polled.events) {
+    follow_lease_keys(e);
+    events_.push_back(std::move(e));
+  }
   if (sm_->revision() != revisions_.back().second) revisions_.emplace_back(at, sm_->revision());
 
   if (!normal) return std::nullopt;
-  const kv::DecodedCommand decoded = kv::decode_command(entry.data);
   if (!decoded.status.ok()) return std::nullopt;  // refused alike by every replica
+  if (ending != 0 && result.ok()) {
+    if (Verdict v = check_lease_ended(ending, keys_before, entry.index)) return v;
+  }
   if (std::holds_alternative<kv::Compact>(decoded.command.body) && result.ok()) {
     compactions_.insert(std::get<kv::Compact>(decoded.command.body).revision);
   }
   if (decoded.command.session_id == 0) return std::nullopt;
   return check_session(decoded.command, result, entry.index, at);
+}
+
+void KvReference::follow_lease_keys(const kv::Event& e) {
+  const kv::LeaseId before = e.prev ? e.prev->lease : 0;
+  const kv::LeaseId after = e.node ? e.node->lease : 0;
+  if (before == after) return;
+  if (before != 0) {
+    auto it = lease_keys_.find(before);
+    if (it != lease_keys_.end()) {
+      it->second.erase(e.path);
+      if (it->second.empty()) lease_keys_.erase(it);
+    }
+  }
+  if (after != 0) lease_keys_[after].insert(e.path);
+}
+
+Verdict KvReference::check_lease_ended(kv::LeaseId lease, const std::set<std::string>& keys_before,
+                                       raft::Index index) {
+  ++lease_ends_checked_;
+  lease_keys_checked_ += keys_before.size();
+  if (auto it = lease_keys_.find(lease); it != lease_keys_.end()) {
+    return Violation{invariant::kEphemeralCleanup,
+                     fmt::format("lease {} ended at index {} but no deletion of its key {} was committed", lease,
+                                 index, *it->second.begin())};
+  }
+  for (const std::string& path : keys_before) {
+    const kv::ReadResult<kv::Node> got = sm_->get(path);
+    if (got.ok() && got.value.lease == lease) {
+      return Violation{invariant::kEphemeralCleanup,
+                       fmt::format("lease {} ended at index {} but its key {} still exists (revision {})", lease,
+                                   index, path, got.value.create_revision)};
+    }
+  }
+  return std::nullopt;
 }
 
 Verdict KvReference::check_session(const kv::Command& command, const kv::Result& result, raft::Index index,

@@ -60,8 +60,16 @@ class KvReference {
   };
   const Execution* execution(kv::SessionId session, std::uint64_t sequence) const;
 
+  // ephemeral-cleanup's work so far: leases whose end was checked, and the keys they had.
+  std::uint64_t lease_ends_checked() const { return lease_ends_checked_; }
+  std::uint64_t lease_keys_checked() const { return lease_keys_checked_; }
+
  private:
   Verdict check_session(const kv::Command& command, const kv::Result& result, raft::Index index, Micros at);
+  // ephemeral-cleanup: once a lease's revoke or expiry applied, none of its keys exist. The keys
+  // of each lease are followed from the events (not from the state machine's own lease index).
+  void follow_lease_keys(const kv::Event& event);
+  Verdict check_lease_ended(kv::LeaseId lease, const std::set<std::string>& keys_before, raft::Index index);
 
   kv::MemoryStorage storage_;
   std::unique_ptr<kv::StateMachine> sm_;
@@ -69,6 +77,9 @@ class KvReference {
   std::vector<kv::Event> events_;
   std::vector<std::pair<Micros, kv::Revision>> revisions_;  // (when, revision reached), in order
   std::set<kv::Revision> compactions_;
+  std::map<kv::LeaseId, std::set<std::string>> lease_keys_;
+  std::uint64_t lease_ends_checked_ = 0;
+  std::uint64_t lease_keys_checked_ = 0;
   std::map<kv::SessionId, std::uint64_t> session_last_;  // highest sequence executed
   std::map<std::pair<kv::SessionId, std::uint64_t>, Execution> executions_;
 };

@@ -86,7 +86,12 @@ void Replica::start() {
   paused_ = false;
   node_ = std::make_unique<raft::Node>(params_.raft, raft_rng_, std::move(restore));
   leases_ = kv::LeaseClock{};
-  if (kv_) leases_.reset(kv_->leases().value, lease_now_ms());
+  countdown_latest_ms_ = 0;
+  countdowns_.clear();
+  if (kv_) {
+    leases_.reset(kv_->leases().value, lease_now_ms());
+    countdown_reset();
+  }
   env_.trace(id_, fmt::format("start incarnation={} {} snapshot={}/{} last={}", incarnation_,
                               describe(stored.hard_state), stored.snapshot.index,
                               stored.snapshot.term, stored.last_index()));
@@ -110,6 +115,8 @@ void Replica::crash(std::string_view reason) {
   kv_.reset();
   kv_storage_.reset();
   leases_ = kv::LeaseClock{};
+  countdowns_.clear();
+  countdown_latest_ms_ = 0;
   inbox_.clear();
   pending_.reset();
   pending_acks_.clear();
@@ -346,6 +353,7 @@ void Replica::start_ready() {
     if (env_.halted()) return;
     if (kv_) {
       leases_.reset(kv_->leases().value, lease_now_ms());
+      countdown_reset();
       serve_watches();
     }
     add(batch, ReplaceWithSnapshot{snap.meta, snap.data});
@@ -458,7 +466,10 @@ void Replica::apply_committed(const std::vector<raft::Entry>& committed) {
     sm_.apply(e);
     if (kv_ && e.type == raft::EntryType::Normal && !e.data.empty()) {
       const kv::DecodedCommand decoded = kv::decode_command(e.data);
-      if (decoded.status.ok()) leases_.on_applied(decoded.command.body, results[i], lease_now_ms());
+      if (decoded.status.ok()) {
+        leases_.on_applied(decoded.command.body, results[i], lease_now_ms());
+        countdown_applied(decoded.command.body, results[i]);
+      }
     }
     hooks_.applied(*this, e);
     if (env_.halted()) return;
@@ -621,8 +632,65 @@ std::string Replica::snapshot_state() const {
 }
 
 std::uint64_t Replica::lease_now_ms() const {
+#ifdef COORD_SIM_BUG_LOCKS_LEASE_EARLY
+  // Deliberately broken (test builds only): the lease clock counts at twice the node's clock
+  // rate, so leases expire after half their TTL.
+  const std::int64_t local = 2 * local_now() + kLeaseClockBaseUs;
+#else
   const std::int64_t local = local_now() + kLeaseClockBaseUs;
+#endif
   return local < 0 ? 0 : static_cast<std::uint64_t>(local) / kMicrosPerMilli;
+}
+
+std::uint64_t Replica::countdown_settle() {
+  // Read from the node's clock here rather than through lease_now_ms(), which is under test.
+  const std::int64_t local = clock_.local(env_.now()) + kLeaseClockBaseUs;
+  const std::uint64_t now = local < 0 ? 0 : static_cast<std::uint64_t>(local) / kMicrosPerMilli;
+  countdown_latest_ms_ = std::max(countdown_latest_ms_, now);
+  return countdown_latest_ms_;
+}
+
+void Replica::countdown_reset() {
+  const std::uint64_t now = countdown_settle();
+  countdowns_.clear();
+  for (const kv::Lease& lease : kv_->leases().value) countdowns_[lease.id] = Countdown{lease.ttl_ms, now};
+}
+
+void Replica::countdown_applied(const kv::Body& body, const kv::Result& result) {
+  if (!result.ok()) {
+    if (result.status.error != kv::Error::LeaseNotFound) return;
+    if (const auto* k = std::get_if<kv::LeaseKeepAlive>(&body)) countdowns_.erase(k->id);
+    if (const auto* r = std::get_if<kv::LeaseRevoke>(&body)) countdowns_.erase(r->id);
+    if (const auto* e = std::get_if<kv::LeaseExpire>(&body)) countdowns_.erase(e->id);
+    return;
+  }
+  if (std::holds_alternative<kv::LeaseGrant>(body) || std::holds_alternative<kv::LeaseKeepAlive>(body)) {
+    countdowns_[result.lease.lease.id] = Countdown{result.lease.lease.ttl_ms, countdown_settle()};
+  } else if (const auto* r = std::get_if<kv::LeaseRevoke>(&body)) {
+    countdowns_.erase(r->id);
+  } else if (const auto* e = std::get_if<kv::LeaseExpire>(&body)) {
+    countdowns_.erase(e->id);
+  }
+}
+
+void Replica::check_expiry_not_early(const kv::LeaseExpire& expire) {
+  const auto it = countdowns_.find(expire.id);
+  if (it == countdowns_.end()) {
+    hooks_.violation(Violation{invariant::kLeaseNeverEarly,
+                               fmt::format("n{} proposes to expire lease {}, which it never saw granted (or saw end)",
+                                           id_, expire.id)});
+    return;
+  }
+  const std::uint64_t since = std::max(it->second.since_ms, countdown_leader_since_ms_);
+  const std::uint64_t now = countdown_latest_ms_;
+  if (now < since + it->second.ttl_ms) {
+    hooks_.violation(Violation{
+        invariant::kLeaseNeverEarly,
+        fmt::format("n{} proposes to expire lease {} (ttl {}ms) {}ms after it began counting it down (its "
+                    "latest grant/keep-alive applied {}ms ago, leader for {}ms), by its own clock",
+                    id_, expire.id, it->second.ttl_ms, now - since, now - it->second.since_ms,
+                    now - countdown_leader_since_ms_)});
+  }
 }
 
 void Replica::observe_leadership() {
@@ -631,6 +699,7 @@ void Replica::observe_leadership() {
     // A new leadership (even this node's own, after a term it missed) restarts every countdown.
     if (leases_.leading()) leases_.on_lose_leadership();
     leases_.on_become_leader(lease_now_ms());
+    countdown_leader_since_ms_ = countdown_settle();
     leases_term_ = node_->term();
   } else if (!leader && leases_.leading()) {
     leases_.on_lose_leadership();
@@ -641,7 +710,10 @@ void Replica::application_ticks() {
   observe_leadership();
   if (leases_.leading()) {
     const auto expired = leases_.expired(lease_now_ms(), params_.lease_expiries_per_tick_max);
+    (void)countdown_settle();
     for (const kv::LeaseExpire& expire : expired) {
+      check_expiry_not_early(expire);
+      if (env_.halted()) return;
       const raft::ProposeResult r = node_->propose(kv::encode_command(kv::Command{0, 0, expire}));
       hooks_.stepped(*this);
       if (env_.halted()) return;

@@ -202,6 +202,14 @@ class Replica {
   void application_ticks();
   void observe_leadership();
   std::uint64_t lease_now_ms() const;
+  // lease-never-early, checked apart from kv::LeaseClock so that the check does not trust what
+  // it checks: when this node began counting each lease down (a grant or keep-alive applied, a
+  // restart or restore) and when its current leadership began, on the same settled clock the
+  // LeaseClock is given (a clock stepping back does not go back).
+  std::uint64_t countdown_settle();
+  void countdown_reset();
+  void countdown_applied(const kv::Body& body, const kv::Result& result);
+  void check_expiry_not_early(const kv::LeaseExpire& expire);
   std::int64_t local_now() const { return clock_.local(env_.now()); }
 
   raft::NodeId id_;
@@ -236,6 +244,13 @@ class Replica {
   std::unique_ptr<kv::StateMachine> kv_;  // on kv_storage_
   kv::LeaseClock leases_;
   raft::Term leases_term_ = 0;  // the term whose leadership the lease clock counts for
+  struct Countdown {
+    std::uint64_t ttl_ms = 0;
+    std::uint64_t since_ms = 0;
+  };
+  std::map<kv::LeaseId, Countdown> countdowns_;
+  std::uint64_t countdown_leader_since_ms_ = 0;
+  std::uint64_t countdown_latest_ms_ = 0;
   std::map<kv::WatchId, HostedWatch> watches_;
 
   // Ticks are due when local time reaches next_tick_local_; a clock change or a wake starts a

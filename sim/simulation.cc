@@ -11,6 +11,7 @@
 #include "sim/describe.h"
 #include "sim/simulation_internal.h"
 #include "sim/workload_kv.h"
+#include "sim/workload_locks.h"
 #include "sim/workload_watch.h"
 
 namespace coord::sim {
@@ -20,6 +21,7 @@ const char* to_string(Workload workload) {
     case Workload::Raft: return "raft";
     case Workload::Kv: return "kv";
     case Workload::Watch: return "watch";
+    case Workload::Locks: return "locks";
   }
   return "?";
 }
@@ -28,6 +30,7 @@ std::optional<Workload> parse_workload(std::string_view text) {
   if (text == "raft") return Workload::Raft;
   if (text == "kv") return Workload::Kv;
   if (text == "watch") return Workload::Watch;
+  if (text == "locks") return Workload::Locks;
   return std::nullopt;
 }
 
@@ -37,6 +40,10 @@ std::optional<std::string> validate(const Options& options) {
   }
   if (!(options.time_s > 0) || options.time_s > kTimeSecondsMax) {
     return fmt::format("time must be in (0, {}] seconds, not {}", kTimeSecondsMax, options.time_s);
+  }
+  if (!options.fencing && options.workload != Workload::Locks) {
+    return fmt::format("turning fencing off only means something for the locks workload, not {}",
+                       to_string(options.workload));
   }
   return std::nullopt;
 }
@@ -132,6 +139,15 @@ Simulation::Simulation(const Options& options)
                                                   [this](Violation v) { report(std::move(v)); });
       break;
     }
+    case Workload::Locks: {
+      reference_ = std::make_unique<KvReference>(kv_limits(options.workload));
+      LocksWorkloadParams params;
+      params.fencing = options.fencing;
+      params.heal_at_us = heal_at_;
+      workload_ = std::make_unique<LocksWorkload>(options.nodes, params, options.faults, options.seed, *this, *this,
+                                                  [this](Violation v) { report(std::move(v)); });
+      break;
+    }
   }
 }
 
@@ -139,9 +155,9 @@ Simulation::Simulation(const Options& options)
 // The run
 
 Result Simulation::run_events() {
-  trace(0, fmt::format("run seed={} nodes={} faults={} workload={} time={}s quiet={}s", options_.seed,
+  trace(0, fmt::format("run seed={} nodes={} faults={} workload={}{} time={}s quiet={}s", options_.seed,
                        options_.nodes, options_.faults.describe(), to_string(options_.workload),
-                       options_.time_s, kQuietUs / kMicrosPerSecond));
+                       options_.fencing ? "" : " fencing=off", options_.time_s, kQuietUs / kMicrosPerSecond));
   trace(0, fmt::format("raft config: election_ticks={} heartbeat_ticks={} pre_vote={} check_quorum={} "
                        "append_bytes_max={} inflight_msgs_max={} snapshot_chunk_bytes_max={} "
                        "committed_bytes_max={}",
@@ -260,6 +276,8 @@ void Simulation::final_checks() {
 // Every replica's application state, byte for byte, is the reference's (they have converged on
 // the same applied index by now).
 void Simulation::check_kv_states() {
+  trace(0, fmt::format("ephemeral-cleanup: {} lease ends checked, {} keys gone with them",
+                       reference_->lease_ends_checked(), reference_->lease_keys_checked()));
   const std::string expected = reference_->state().snapshot();
   for (const auto& r : replicas_) {
     const kv::StateMachine* kv = r->kv();

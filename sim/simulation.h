@@ -10,8 +10,11 @@
 // Workloads: `raft` proposes opaque commands and checks the Raft-level invariants; `kv` runs
 // kv clients (sim/workload_kv.h) and checks their history for linearizability; `watch` runs
 // writers and watchers (sim/workload_watch.h) and checks every watcher's events against the
-// committed ones. The kv workloads host a kv::StateMachine on every replica, and every Raft-level
-// checker runs for them too.
+// committed ones; `locks` runs lock holders writing to a storage service behind a fencing Guard
+// (sim/workload_locks.h) and checks that the storage never takes a stale token nor interleaves
+// two holders' writes. The kv workloads host a kv::StateMachine on every replica, and every
+// Raft-level checker runs for them too, as do the lease checks (lease-never-early on the
+// leaders' clocks, ephemeral-cleanup against the committed state).
 //
 // Besides the faults, the seed also picks the cluster's Raft settings (pre-vote and check-quorum
 // on or off, timer ratios, small size limits that split appends, snapshots and committed
@@ -31,7 +34,7 @@
 
 namespace coord::sim {
 
-enum class Workload : std::uint8_t { Raft, Kv, Watch };
+enum class Workload : std::uint8_t { Raft, Kv, Watch, Locks };
 
 const char* to_string(Workload workload);
 std::optional<Workload> parse_workload(std::string_view text);
@@ -56,6 +59,9 @@ struct Options {
   Workload workload = Workload::Raft;
   double time_s = 30;             // virtual seconds with faults, before the quiet period
   std::ostream* trace = nullptr;  // every event, one line each; null: keep only the last lines
+  // The locks workload only: false runs the storage without its Guard (coord-sim --no-fencing),
+  // which must break mutual exclusion on some seed.
+  bool fencing = true;
 };
 
 // Empty when the options can run; otherwise what is wrong.

@@ -241,6 +241,38 @@ TEST_CASE("fencing mutex: try_lock gives up on time, deletes its key, and the li
   CHECK(free.value().token > got_c.value().token);
 }
 
+TEST_CASE("fencing mutex: a mutex dropped after try_lock timed out leaves no key behind") {
+  // Found by coord-sim --workload locks (seed 4): try_lock timed out while its create was in
+  // flight, the caller dropped the Mutex, the create then landed, and the orphan key headed the
+  // line for as long as the session was kept alive: nobody got the lock again.
+  TestCluster cluster;
+  cluster.latency_ms = 50;
+  const std::string path = "/locks/dropped";
+  Party a(cluster, 1, path);
+  Party b(cluster, 2, path);
+  Slot<LockResult> got_a;
+  a.mutex->lock(got_a.callback());
+  REQUIRE(cluster.run_until([&] { return got_a.ready(); }));
+
+  Slot<LockResult> got_b;
+  b.mutex->try_lock(10, got_b.callback());
+  REQUIRE(cluster.run_until([&] { return got_b.ready(); }));
+  CHECK(got_b.value().status.code == Code::TimedOut);
+  b.mutex.reset();  // the create is still in flight
+  cluster.run_for(1'000);
+  CHECK(children(cluster, path).size() == 1);  // a's key only
+
+  // The line is healthy: once a releases, a newcomer on b's (still open) session gets the lock.
+  Slot<Status> released;
+  a.mutex->unlock(released.callback());
+  REQUIRE(cluster.run_until([&] { return released.ready(); }));
+  auto again = Mutex::make(b.session, path);
+  Slot<LockResult> got_again;
+  again->lock(got_again.callback());
+  REQUIRE(cluster.run_until([&] { return got_again.ready(); }));
+  CHECK(got_again.value().status.ok());
+}
+
 TEST_CASE("fencing mutex: unlock while waiting cancels the wait") {
   TestCluster cluster;
   Party a(cluster, 1, "/l");

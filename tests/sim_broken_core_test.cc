@@ -1,6 +1,7 @@
 // Built once per deliberately broken Raft core (tests/CMakeLists.txt compiles the core with a
 // COORD_RAFT_BUG_* definition into this target only), and once per deliberately broken simulated
-// kv host or client (COORD_SIM_BUG_KV_*, COORD_SIM_BUG_WATCH_*: then the kv or watch workload runs). The simulator must catch the bug within
+// kv host or client (COORD_SIM_BUG_KV_*, COORD_SIM_BUG_WATCH_*, COORD_SIM_BUG_LOCKS_*: then the kv,
+// watch or locks workload runs). The simulator must catch the bug within
 // kSeedsMax seeds: proof that its checkers can fail on real bugs, not only on fabricated input.
 #include <doctest/doctest.h>
 
@@ -21,6 +22,12 @@ constexpr std::uint64_t kSeedsMax = 100;
 constexpr coord::sim::Workload kWorkload = coord::sim::Workload::Watch;
 // A watch resumed at the revision it already delivered repeats that revision's events.
 const std::string kExpectedInvariant = "watch-delivery";
+#elif defined(COORD_SIM_BUG_LOCKS_LEASE_EARLY)
+constexpr std::uint64_t kSeedsMax = 50;
+constexpr coord::sim::Workload kWorkload = coord::sim::Workload::Locks;
+// The leader's lease clock runs fast: leases expire before their TTL. The Guard keeps the
+// storage safe, so only the lease check can tell.
+const std::string kExpectedInvariant = "lease-never-early";
 #else
 constexpr std::uint64_t kSeedsMax = 1000;
 constexpr coord::sim::Workload kWorkload = coord::sim::Workload::Raft;
