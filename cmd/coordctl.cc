@@ -7,14 +7,26 @@
 // a leader change, say) carries the same session and sequence, so it is applied at most once.
 // The retry logic (and a watch's resumption on another member) lives in net/client.h; this file
 // parses arguments and prints. `watch` and `lease keepalive` run until SIGINT/SIGTERM.
+//
+// `lock` and `elect` use the client library instead (client/client.h, client/recipes.h): the
+// fencing recipes (a kept-alive session, the mutex, the election) on coord::Client's own
+// thread, while this one runs and watches the command.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstring>
+#include <deque>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -25,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include "client/client.h"
+#include "client/recipes.h"
 #include "kv/command.h"
 #include "kv/event.h"
 #include "net/client.h"
@@ -43,13 +57,15 @@ constexpr int kExitOk = 0;
 constexpr int kExitRefused = 1;      // the service answered with an error (not found, compare failed, ...)
 constexpr int kExitUsage = 2;        // bad arguments
 constexpr int kExitUnavailable = 3;  // no answer: no leader, unreachable, timed out (outcome unknown)
+constexpr int kExitLost = 4;         // lock/elect: the lock or leadership was lost while held
 
 constexpr const char* kDefaultEndpoints = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
 
-// Set by SIGINT/SIGTERM during the commands that run until interrupted (watch, lease keepalive).
+// Set (to the signal's number) by SIGINT/SIGTERM during the commands that run until
+// interrupted (watch, lease keepalive, lock, elect).
 volatile std::sig_atomic_t g_interrupted = 0;
 
-void on_interrupt(int) { g_interrupted = 1; }
+void on_interrupt(int sig) { g_interrupted = sig; }
 
 // Without SA_RESTART, so that a blocked poll(2) returns and the client notices at once.
 void catch_interrupts() {
@@ -520,6 +536,278 @@ int cmd_watch(Ctl& ctl, coord::net::WatchOptions options, bool progress, std::ui
   return kExitOk;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Locks and elections (coord::Client and the fencing recipes)
+
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+coord::ClientOptions library_options(const coord::net::ClientOptions& options) {
+  coord::ClientOptions o;
+  o.endpoints = options.endpoints;
+  o.call_timeout = options.timeout;
+  o.attempt_timeout = options.attempt_timeout;
+  return o;
+}
+
+// A recipe call that did not succeed: the reason on stderr, and the exit status for it.
+int recipe_failure(const std::string& what, const coord::Status& status) {
+  std::cerr << fmt::format("coordctl: {}: {}{}{}\n", what, coord::fencing::to_string(status.code),
+                           status.message.empty() ? "" : ": ", status.message);
+  switch (status.code) {
+    case coord::fencing::Code::Unknown: return kExitUnavailable;
+    case coord::fencing::Code::SessionLost: return kExitLost;
+    default: return kExitRefused;
+  }
+}
+
+// Opens the session every lock and candidacy of this process hangs on.
+std::optional<int> open_session(coord::Session& session) {
+  const coord::Status opened = session.open();
+  if (opened.ok()) return std::nullopt;
+  return recipe_failure("session", opened);
+}
+
+// Waits for `pending` while polling for SIGINT/SIGTERM; false when interrupted first.
+template <typename T>
+bool wait_interruptibly(std::future<T>& pending) {
+  while (pending.wait_for(kPollInterval) != std::future_status::ready) {
+    if (g_interrupted != 0) return false;
+  }
+  return true;
+}
+
+std::string default_holder_value() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return fmt::format("coordctl pid={} host={}", ::getpid(), host);
+}
+
+// The environment of the command: ours, with the lock's token and key set.
+std::vector<std::string> command_environment(coord::Token token, const std::string& key, const std::string& path) {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("COORD_FENCING_TOKEN=") || entry.starts_with("COORD_LOCK_KEY=") ||
+        entry.starts_with("COORD_LOCK_PATH=")) {
+      continue;
+    }
+    env.emplace_back(entry);
+  }
+  env.push_back(fmt::format("COORD_FENCING_TOKEN={}", token));
+  env.push_back(fmt::format("COORD_LOCK_KEY={}", key));
+  env.push_back(fmt::format("COORD_LOCK_PATH={}", path));
+  return env;
+}
+
+// fork + exec; -1 (with the reason on stderr) when the fork fails. Everything the child needs is
+// prepared before the fork: this process has another thread (the client's), so the child may
+// only make async-signal-safe calls until exec.
+pid_t spawn(const std::vector<std::string>& command, const std::vector<std::string>& env) {
+  std::vector<char*> argv;
+  for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string exec_failed = fmt::format("coordctl: lock: cannot run {}: ", command.front());
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::cerr << "coordctl: lock: fork: " << std::strerror(errno) << "\n";
+    return -1;
+  }
+  if (pid == 0) {
+    ::execvpe(argv[0], argv.data(), envp.data());
+    const char* reason = std::strerror(errno);
+    (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
+    (void)!::write(STDERR_FILENO, reason, std::strlen(reason));
+    (void)!::write(STDERR_FILENO, "\n", 1);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// The shell's convention: the exit status, or 128 + the signal that ended it.
+int exit_status_of(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return kExitRefused;
+}
+
+// Runs `command` while holding the lock `name`: the command gets the fencing token in
+// COORD_FENCING_TOKEN, is stopped (SIGTERM, SIGKILL after `kill_after`) when the lock is lost,
+// and the lock is released when it exits. Exit: the command's status; 4 when the lock was lost.
+int cmd_lock(const coord::net::ClientOptions& net_options, const std::string& name, std::chrono::milliseconds ttl,
+             std::chrono::milliseconds kill_after, std::string value, const std::vector<std::string>& command) {
+  coord::SessionOptions session_options;
+  session_options.ttl_ms = ttl.count();
+  if (!coord::fencing::valid(session_options)) {
+    std::cerr << "coordctl: lock: --ttl is too short to keep a session alive (at least 500ms)\n";
+    return kExitUsage;
+  }
+  coord::Client client(library_options(net_options));
+  coord::Session session(client, session_options);
+  if (auto failed = open_session(session)) return *failed;
+  coord::Lock lock(session, name, value.empty() ? default_holder_value() : std::move(value));
+  std::atomic<bool> lost{false};
+  lock.on_lost([&lost](const coord::Status&) { lost = true; });
+
+  auto pending = lock.lock_async();
+  if (!wait_interruptibly(pending)) {
+    (void)lock.unlock();  // gives up the wait (or releases a lock acquired just now)
+    return 128 + g_interrupted;
+  }
+  const coord::LockResult got = pending.get();
+  if (!got.status.ok()) return recipe_failure(fmt::format("lock {}", lock.path()), got.status);
+  // A key deleted by anyone but us (an operator, a revoked lease) also ends the lock: watch it.
+  coord::kv::WatchRequest watch;
+  watch.filter = {coord::kv::WatchKind::Key, got.key};
+  watch.start_revision = got.token + 1;
+  const coord::WatchHandle watch_handle = client.watch(watch, coord::WatchCallbacks{
+      [&lost](const std::vector<coord::kv::Event>& events) {
+        for (const coord::kv::Event& e : events) {
+          if (e.type == coord::kv::EventType::Deleted) lost = true;
+        }
+      },
+      [](const coord::kv::Status&) {}});
+  std::cerr << fmt::format("coordctl: holding {} token={}\n", lock.path(), got.token);
+
+  const pid_t child = spawn(command, command_environment(got.token, got.key, lock.path()));
+  if (child < 0) {
+    client.cancel_watch(watch_handle);
+    (void)lock.unlock();
+    return kExitRefused;
+  }
+  int wait_status = 0;
+  bool lost_lock = false;
+  int forwarded = 0;  // the signal passed on to the command (0: none yet)
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  for (;;) {
+    const pid_t r = ::waitpid(child, &wait_status, WNOHANG);
+    if (r == child) break;
+    if (r < 0 && errno != EINTR) {
+      std::cerr << "coordctl: lock: waitpid: " << std::strerror(errno) << "\n";
+      wait_status = 0;
+      break;
+    }
+    if (lost && !lost_lock) {
+      lost_lock = true;
+      std::cerr << fmt::format("coordctl: lost the lock {}; stopping the command (pid {})\n", lock.path(), child);
+      (void)::kill(child, SIGTERM);
+      kill_at = std::chrono::steady_clock::now() + kill_after;
+    }
+    if (g_interrupted != 0 && forwarded == 0) {
+      forwarded = g_interrupted;
+      (void)::kill(child, forwarded);
+      if (!kill_at) kill_at = std::chrono::steady_clock::now() + kill_after;
+    }
+    if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+      (void)::kill(child, SIGKILL);
+      kill_at.reset();
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  client.cancel_watch(watch_handle);
+  if (lost_lock || lost) {
+    if (!lost_lock) std::cerr << fmt::format("coordctl: lost the lock {} while the command ran\n", lock.path());
+    return kExitLost;
+  }
+  const coord::Status released = lock.unlock();
+  if (!released.ok()) {
+    // NotHeld: lost at the very end; Unknown: the key goes with the session, closed next.
+    std::cerr << fmt::format("coordctl: unlock {}: {}\n", lock.path(), coord::fencing::to_string(released.code));
+    if (released.code == coord::fencing::Code::NotHeld) return kExitLost;
+  }
+  return exit_status_of(wait_status);
+}
+
+std::string leader_line(const std::string& path, const std::optional<coord::Leader>& leader) {
+  if (!leader) return fmt::format("no leader {}", path);
+  return fmt::format("leader {} value={} token={} key={}", path, leader->value, leader->token, leader->key);
+}
+
+json leader_json(const std::string& path, const std::optional<coord::Leader>& leader) {
+  json j{{"election", path}, {"leader", leader.has_value()}};
+  if (leader) {
+    j["value"] = leader->value;
+    j["token"] = leader->token;
+    j["key"] = leader->key;
+    j["lease"] = leader->lease;
+    j["mod_revision"] = leader->mod_revision;
+  }
+  return j;
+}
+
+// Campaigns with `value`, prints when elected, leads until interrupted, then resigns.
+int cmd_elect(const Ctl& ctl, const coord::net::ClientOptions& net_options, const std::string& name,
+              const std::string& value, std::chrono::milliseconds ttl) {
+  coord::SessionOptions session_options;
+  session_options.ttl_ms = ttl.count();
+  if (!coord::fencing::valid(session_options)) {
+    std::cerr << "coordctl: elect: --ttl is too short to keep a session alive (at least 500ms)\n";
+    return kExitUsage;
+  }
+  coord::Client client(library_options(net_options));
+  coord::Session session(client, session_options);
+  if (auto failed = open_session(session)) return *failed;
+  coord::Election election(session, name);
+  std::atomic<bool> lost{false};
+  election.on_lost([&lost](const coord::Status&) { lost = true; });
+  auto pending = election.campaign_async(value);
+  if (!wait_interruptibly(pending)) {
+    (void)election.resign();
+    return kExitOk;
+  }
+  const coord::LockResult got = pending.get();
+  if (!got.status.ok()) return recipe_failure(fmt::format("elect {}", election.path()), got.status);
+  if (ctl.json_output()) {
+    ctl.print_line(dump(json{{"elected", true}, {"election", election.path()}, {"value", value},
+                             {"token", got.token}, {"key", got.key}}));
+  } else {
+    ctl.print_line(fmt::format("elected {} value={} token={} key={}", election.path(), value, got.token, got.key));
+  }
+  while (g_interrupted == 0 && !lost) std::this_thread::sleep_for(kPollInterval);
+  if (lost) {
+    std::cerr << fmt::format("coordctl: lost the leadership of {} (the session ended)\n", election.path());
+    return kExitLost;
+  }
+  const coord::Status resigned = election.resign();
+  if (!resigned.ok()) return recipe_failure(fmt::format("resign {}", election.path()), resigned);
+  if (ctl.json_output()) {
+    ctl.print_line(dump(json{{"resigned", true}, {"election", election.path()}}));
+  } else {
+    ctl.print_line(fmt::format("resigned {}", election.path()));
+  }
+  return kExitOk;
+}
+
+// Prints the leader (or its absence) at the start and at every change, until interrupted or
+// `max_events` lines (0: no bound).
+int cmd_observe(const Ctl& ctl, const coord::net::ClientOptions& net_options, const std::string& name,
+                std::uint64_t max_events) {
+  coord::Client client(library_options(net_options));
+  std::mutex mutex;
+  std::deque<std::optional<coord::Leader>> reports;
+  coord::LeaderObserver observer(client, name, [&](const std::optional<coord::Leader>& leader) {
+    std::lock_guard<std::mutex> lock(mutex);
+    reports.push_back(leader);
+  });
+  const std::string path = coord::election_path(name);
+  std::uint64_t printed = 0;
+  while (g_interrupted == 0) {
+    std::deque<std::optional<coord::Leader>> batch;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      batch.swap(reports);
+    }
+    for (const auto& leader : batch) {
+      ctl.print_line(ctl.json_output() ? dump(leader_json(path, leader)) : leader_line(path, leader));
+      if (max_events != 0 && ++printed >= max_events) return kExitOk;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -529,7 +817,10 @@ int main(int argc, char** argv) {
       "Exit status: 0 ok; 1 the service refused the request (its error code is printed on stderr,\n"
       "e.g. not-found (2), already-exists (3), compare-failed (5)); 2 bad usage; 3 no answer\n"
       "(no leader, unreachable, timed out: a write's outcome is then unknown).\n"
-      "watch and lease keepalive run until interrupted (SIGINT/SIGTERM: exit 0).",
+      "watch and lease keepalive run until interrupted (SIGINT/SIGTERM: exit 0).\n"
+      "lock exits with its COMMAND's status (128+N when a signal N ended it), 4 when the lock was\n"
+      "lost (COMMAND was stopped); elect exits 0 once interrupted and resigned, 4 when leadership\n"
+      "was lost.",
       kDefaultEndpoints));
   app.require_subcommand(1);
   // Global flags may also follow the command: `coordctl get /a --json`.
@@ -666,6 +957,48 @@ int main(int argc, char** argv) {
       "save", "Save the first answering member's whole state to FILE (written to FILE.part, then renamed)");
   snapshot_save->add_option("file", snapshot_path)->required();
 
+  std::string lock_name;
+  std::string ttl_option = "10s";
+  std::string kill_after_text = "5s";
+  std::string holder_value;
+  std::vector<std::string> command_args;
+  CLI::App* lock_cmd = app.add_subcommand(
+      "lock",
+      "Run COMMAND while holding the lock NAME (at /locks/NAME; a NAME starting with / is the path):\n"
+      "  coordctl lock NAME [--ttl D] [--kill-after D] -- COMMAND [ARGS...]\n"
+      "waits for the lock, then runs COMMAND with COORD_FENCING_TOKEN (the lock's fencing token),\n"
+      "COORD_LOCK_KEY and COORD_LOCK_PATH in its environment. If the lock is lost (the session's\n"
+      "lease could not be kept alive for its TTL, or the key was deleted), COMMAND gets SIGTERM,\n"
+      "then SIGKILL after --kill-after. SIGINT/SIGTERM are passed on to COMMAND. The lock is\n"
+      "released when COMMAND exits; coordctl exits with COMMAND's status (4: the lock was lost).\n"
+      "A COMMAND that writes elsewhere should pass the token along, for the resource to refuse\n"
+      "stale holders (fencing/README.md).");
+  lock_cmd->add_option("name", lock_name, "Lock name or path")->required();
+  lock_cmd->add_option("--ttl", ttl_option, "The session's lease TTL (500ms, 10s, 1m)")->capture_default_str();
+  lock_cmd->add_option("--kill-after", kill_after_text, "After a lost lock's SIGTERM, SIGKILL this much later")
+      ->capture_default_str();
+  lock_cmd->add_option("--value", holder_value, "Stored in the lock's key (default: coordctl pid=N host=H)");
+  lock_cmd->add_option("command", command_args, "COMMAND [ARGS...], after --")->required();
+
+  std::string elect_name;
+  std::string elect_value;
+  bool observe = false;
+  CLI::App* elect_cmd = app.add_subcommand(
+      "elect",
+      "Leader election (at /elections/NAME; a NAME starting with / is the path):\n"
+      "  coordctl elect NAME VALUE [--ttl D]: campaign with VALUE; prints\n"
+      "    elected PATH value=VALUE token=T key=K\n"
+      "  once leading, leads until interrupted (SIGINT/SIGTERM), then resigns and prints\n"
+      "    resigned PATH\n"
+      "  coordctl elect --observe NAME [--max-events N]: prints the leader at the start and at\n"
+      "  every change, until interrupted:\n"
+      "    leader PATH value=V token=T key=K    or    no leader PATH");
+  elect_cmd->add_option("name", elect_name, "Election name or path")->required();
+  elect_cmd->add_option("value", elect_value, "The value to announce while leading");
+  elect_cmd->add_flag("--observe", observe, "Follow the leader instead of campaigning");
+  elect_cmd->add_option("--ttl", ttl_option, "The session's lease TTL (500ms, 10s, 1m)")->capture_default_str();
+  elect_cmd->add_option("--max-events", max_events, "With --observe: exit after this many lines");
+
   CLI::App* status = app.add_subcommand("status", "Show every endpoint's role, term, commit and applied index");
 
   CLI::App* member = app.add_subcommand("member", "Cluster membership");
@@ -700,7 +1033,11 @@ int main(int argc, char** argv) {
   }
   options.timeout = *timeout;
   options.attempt_timeout = std::min(options.attempt_timeout, *timeout);
-  if (*watch || *lease_keepalive) {
+  if (*elect_cmd && observe != elect_value.empty()) {
+    std::cerr << "coordctl: elect needs NAME VALUE, or --observe NAME\n";
+    return kExitUsage;
+  }
+  if (*watch || *lease_keepalive || *lock_cmd || *elect_cmd) {
     catch_interrupts();
     options.interrupted = [] { return g_interrupted != 0; };
   }
@@ -748,6 +1085,22 @@ int main(int argc, char** argv) {
   if (*lease_keepalive) return cmd_lease_keepalive(ctl, lease_id, once);
   if (*lease_revoke) return cmd_lease_revoke(ctl, lease_id);
   if (*lease_ttl) return cmd_lease_ttl(ctl, lease_id);
+  if (*lock_cmd || *elect_cmd) {
+    const auto ttl = parse_duration(ttl_option);
+    const auto kill_after = parse_duration(kill_after_text);
+    if (!ttl || !kill_after) {
+      std::cerr << "coordctl: --ttl and --kill-after take durations (500ms, 10s, 1m)\n";
+      return kExitUsage;
+    }
+    try {
+      if (*lock_cmd) return cmd_lock(options, lock_name, *ttl, *kill_after, holder_value, command_args);
+      if (observe) return cmd_observe(ctl, options, elect_name, max_events);
+      return cmd_elect(ctl, options, elect_name, elect_value, *ttl);
+    } catch (const std::exception& e) {
+      std::cerr << "coordctl: " << e.what() << "\n";
+      return kExitUnavailable;
+    }
+  }
   if (*status) return cmd_status(ctl, options.endpoints);
   if (*member_list) return cmd_member_list(ctl);
   std::cerr << "coordctl: no command\n";

@@ -20,6 +20,7 @@
 
 #include "kv/codec.h"
 #include "net/client_codec.h"
+#include "net/client_retry.h"
 #include "net/frame.h"
 
 namespace coord::net {
@@ -28,11 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Redirections followed within one call before falling back to plain rotation: guards against
-// two members pointing at each other during an election.
-constexpr int leader_hops_max = 3;
-constexpr std::chrono::milliseconds retry_pause_min{50};
-constexpr std::chrono::milliseconds retry_pause_max{500};
 constexpr std::size_t read_chunk_bytes = 64 << 10;
 // Longest poll(2) between two looks at ClientOptions::interrupted.
 constexpr int interrupt_check_ms = 100;
@@ -262,21 +258,10 @@ ClientResponse Client::call(ClientRequest request) {
   request.id = next_request_id_++;
   const auto deadline = Clock::now() + options_.timeout;
   if (options_.endpoints.empty()) return error_response(request.id, ErrorCode::InvalidRequest, "no endpoints");
-  std::size_t index = 0;
-  auto found = std::find(options_.endpoints.begin(), options_.endpoints.end(), current_endpoint_);
-  if (found != options_.endpoints.end()) index = static_cast<std::size_t>(found - options_.endpoints.begin());
-  std::string target = current_endpoint_.empty() ? options_.endpoints[0] : current_endpoint_;
+  MemberRoute route(options_.endpoints, current_endpoint_);
   ClientResponse last = error_response(request.id, ErrorCode::Unavailable, "no endpoint answered");
-  auto pause = retry_pause_min;
-  int hops = 0;
-
-  auto next_endpoint = [&] {
-    index = (index + 1) % options_.endpoints.size();
-    target = options_.endpoints[index];
-  };
   auto wait_before_retry = [&] {
-    (void)pause_until(std::min(deadline, Clock::now() + pause), &options_.interrupted);
-    pause = std::min(pause * 2, retry_pause_max);
+    (void)pause_until(std::min(deadline, Clock::now() + route.take_pause()), &options_.interrupted);
   };
 
   while (Clock::now() < deadline) {
@@ -286,34 +271,28 @@ ClientResponse Client::call(ClientRequest request) {
     }
     const auto attempt_deadline = std::min(deadline, Clock::now() + options_.attempt_timeout);
     std::string error;
+    const std::string target = route.target();
     auto response = attempt(target, request, attempt_deadline, &error);
     if (!response) {
       last = error_response(request.id, ErrorCode::Unavailable, fmt::format("{}: {}", target, error));
-      next_endpoint();
+      route.next();
       wait_before_retry();
       continue;
     }
-    if (response->error == ErrorCode::NotLeader) {
-      last = *response;
-      const LeaderHint* hint = response->leader ? &*response->leader : nullptr;
-      if (hint != nullptr && !hint->client_address.empty() && hint->client_address != target &&
-          hops < leader_hops_max) {
-        ++hops;
-        target = hint->client_address;
+    switch (classify(*response)) {
+      case Answer::Redirect:
+        last = *response;
+        if (!route.follow(*response)) wait_before_retry();
         continue;
-      }
-      next_endpoint();
-      wait_before_retry();
-      continue;
+      case Answer::Retry:
+        last = *response;
+        last.message = fmt::format("{}: {}", target, response->message);
+        route.next();
+        wait_before_retry();
+        continue;
+      case Answer::Final:
+        return *response;
     }
-    if (response->error == ErrorCode::Unavailable || response->error == ErrorCode::Timeout) {
-      last = *response;
-      last.message = fmt::format("{}: {}", target, response->message);
-      next_endpoint();
-      wait_before_retry();
-      continue;
-    }
-    return *response;
   }
   last.message = fmt::format("gave up after {} ms: {}", options_.timeout.count(), last.message);
   return last;
@@ -412,15 +391,10 @@ struct WatchStream::Impl {
   std::uint64_t resumes = 0;
   bool opened_once = false;
 
-  // Every event at or below `complete` has been delivered (known once a start is resolved).
-  std::optional<kv::Revision> complete;
-  // The last event delivered: within revision complete + 1, events up to it were delivered.
-  kv::Revision last_revision = 0;
-  std::string last_path;
-
+  WatchCursor cursor{0};
   std::optional<WatchUpdate> ended;
 
-  kv::Revision resume_revision() const { return complete ? *complete + 1 : watch.start_revision; }
+  kv::Revision resume_revision() const { return cursor.resume_revision(); }
 
   bool interrupted() const { return client.interrupted && client.interrupted(); }
 
@@ -437,7 +411,7 @@ struct WatchStream::Impl {
     u.error = error;
     u.message = std::move(message);
     u.compact_revision = compact_revision;
-    u.progress_revision = complete.value_or(0);
+    u.progress_revision = cursor.progress();
     ended = u;
     socket.reset();
     return u;
@@ -498,9 +472,7 @@ struct WatchStream::Impl {
       pause = retry_pause_min;
       if (opened_once) ++resumes;
       opened_once = true;
-      // The member resolved "from now" to a revision: a later resume must start there, not at
-      // whatever "now" is on another member.
-      if (!complete && response->revision > 0) complete = response->revision - 1;
+      cursor.opened(response->revision);
       return std::nullopt;
     }
   }
@@ -508,22 +480,8 @@ struct WatchStream::Impl {
   // Keeps what is new in `frame` (a resumed stream may repeat the tail of a revision).
   std::optional<WatchUpdate> take(ClientResponse& frame) {
     WatchUpdate u;
-    for (kv::Event& e : frame.events) {
-      if (complete && e.revision <= *complete) continue;
-      if (e.revision == last_revision && e.path <= last_path) continue;
-      if (e.revision < last_revision) continue;
-      // Events of revision r mean every revision below r is complete.
-      if (!complete || e.revision - 1 > *complete) complete = e.revision - 1;
-      last_revision = e.revision;
-      last_path = e.path;
-      u.events.push_back(std::move(e));
-    }
-    const kv::Revision before = complete.value_or(0);
-    if (frame.progress_revision > 0 && (!complete || frame.progress_revision > *complete)) {
-      complete = frame.progress_revision;
-    }
-    if (u.events.empty() && complete.value_or(0) == before) return std::nullopt;
-    u.progress_revision = complete.value_or(0);
+    if (!cursor.take(frame.events, frame.progress_revision, u.events)) return std::nullopt;
+    u.progress_revision = cursor.progress();
     return u;
   }
 
@@ -593,7 +551,7 @@ WatchStream Client::watch(WatchOptions options) {
   impl->client = options_;
   impl->watch = std::move(options);
   impl->next_request_id = next_request_id_;
-  if (impl->watch.start_revision > 0) impl->complete = impl->watch.start_revision - 1;
+  impl->cursor = WatchCursor(impl->watch.start_revision);
   // Start where this client last got answers: a leader, or the member it was told about.
   auto found = std::find(options_.endpoints.begin(), options_.endpoints.end(), current_endpoint_);
   if (found != options_.endpoints.end()) impl->endpoint_index = static_cast<std::size_t>(found - options_.endpoints.begin());

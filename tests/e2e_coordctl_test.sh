@@ -227,6 +227,114 @@ for ep in ${endpoints//,/ }; do
   [ "$out" = "me" ] || fail "get via $ep printed $out"
 done
 
+# Locks: the command runs holding the lock, with its fencing token; the lock is released when
+# it exits, and coordctl exits with its status.
+expect 0 "token=15 path=/locks/l1" lock l1 -- sh -c 'echo token=$COORD_FENCING_TOKEN path=$COORD_LOCK_PATH'
+expect 7 "" lock l1 -- sh -c 'exit 7'
+out="$(ctl lock /custom/l1 -- sh -c 'echo $COORD_LOCK_KEY $COORD_FENCING_TOKEN' 2>"$dir/stderr")" || fail "lock /custom/l1"
+[[ "$out" =~ ^/custom/l1/[0-9]+_1_1_0000000000\ 19$ ]] || fail "lock /custom/l1 printed '$out'"
+grep -qF "holding /custom/l1 token=19" "$dir/stderr" || fail "lock stderr: $(cat "$dir/stderr")"
+expect 0 "" ls /locks/l1
+expect_error 2 "command" lock l1
+expect_error 2 "take durations" lock l1 --ttl nonsense -- true
+rc=0
+ctl lock l1 -- /nonexistent/command >/dev/null 2>"$dir/stderr" || rc=$?
+[ "$rc" -eq 127 ] && grep -q "cannot run /nonexistent/command" "$dir/stderr" || fail "lock of a missing command: exit $rc"
+
+# Contention: a second locker waits for the first; SIGTERM to the first reaches its command,
+# which exits, releasing the lock; the second runs with a higher token.
+wait_for_line() {  # FILE TEXT: true once FILE contains TEXT (within 10 s)
+  for _ in $(seq 1 100); do
+    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+"$bin/coordctl" --endpoints "$endpoints" lock l2 -- sleep 30 >"$dir/first.out" 2>&1 &
+first_pid=$!
+pids+=("$first_pid")
+wait_for_line "$dir/first.out" "holding /locks/l2 token=" || fail "first locker: $(cat "$dir/first.out")"
+first_token="$(sed -n 's/.*holding \/locks\/l2 token=\([0-9]*\).*/\1/p' "$dir/first.out")"
+"$bin/coordctl" --endpoints "$endpoints" lock l2 -- sh -c 'echo second=$COORD_FENCING_TOKEN' >"$dir/second.out" 2>&1 &
+second_pid=$!
+pids+=("$second_pid")
+sleep 0.5
+grep -q "second=" "$dir/second.out" && fail "the second locker ran while the first held the lock"
+kill -TERM "$first_pid"
+rc=0
+wait "$first_pid" || rc=$?
+[ "$rc" -eq 143 ] || fail "first locker exited $rc, wanted 143 (its command got SIGTERM): $(cat "$dir/first.out")"
+wait_for_line "$dir/second.out" "second=" || fail "second locker: $(cat "$dir/second.out")"
+wait "$second_pid" || fail "second locker exited non-zero: $(cat "$dir/second.out")"
+second_token="$(sed -n 's/^second=//p' "$dir/second.out")"
+[ "$second_token" -gt "$first_token" ] || fail "tokens: first $first_token, second $second_token"
+
+# A lost lock stops the command: coordctl paused past its lease (SIGSTOP) finds its session gone
+# when it wakes, sends SIGTERM to the command, and exits 4.
+"$bin/coordctl" --endpoints "$endpoints" lock l3 --ttl 1s --kill-after 2s -- \
+  sh -c 'trap "echo stopped; exit 0" TERM; while :; do sleep 0.1; done' >"$dir/lost.out" 2>&1 &
+lost_pid=$!
+pids+=("$lost_pid")
+wait_for_line "$dir/lost.out" "holding /locks/l3" || fail "l3 locker: $(cat "$dir/lost.out")"
+kill -STOP "$lost_pid"
+sleep 3
+expect 0 "" ls /locks/l3  # its key went with the lease
+kill -CONT "$lost_pid"
+rc=0
+for _ in $(seq 1 100); do
+  kill -0 "$lost_pid" 2>/dev/null || break
+  sleep 0.1
+done
+wait "$lost_pid" || rc=$?
+[ "$rc" -eq 4 ] || fail "a lost lock: exit $rc, wanted 4: $(cat "$dir/lost.out")"
+grep -qF "lost the lock /locks/l3" "$dir/lost.out" || fail "lost lock not reported: $(cat "$dir/lost.out")"
+grep -qx "stopped" "$dir/lost.out" || fail "the command was not stopped: $(cat "$dir/lost.out")"
+
+# Elections: a candidate leads until interrupted, then resigns; the next one leads with a higher
+# token; observers see who leads.
+expect 0 "no leader /elections/e1" elect --observe e1 --max-events 1
+"$bin/coordctl" --endpoints "$endpoints" elect e1 alpha >"$dir/alpha.out" 2>&1 &
+alpha_pid=$!
+pids+=("$alpha_pid")
+wait_for_line "$dir/alpha.out" "elected /elections/e1 value=alpha" || fail "alpha: $(cat "$dir/alpha.out")"
+alpha_line="$(head -n 1 "$dir/alpha.out")"
+[[ "$alpha_line" =~ ^elected\ /elections/e1\ value=alpha\ token=([0-9]+)\ key=(/elections/e1/[0-9_]+)$ ]] ||
+  fail "alpha printed '$alpha_line'"
+alpha_token="${BASH_REMATCH[1]}"
+alpha_key="${BASH_REMATCH[2]}"
+expect 0 "leader /elections/e1 value=alpha token=$alpha_token key=$alpha_key" elect --observe e1 --max-events 1
+json="$(ctl --json elect --observe e1 --max-events 1)" || fail "--json elect --observe"
+echo "$json" | grep -qF "\"token\":$alpha_token" && echo "$json" | grep -qF '"value":"alpha"' ||
+  fail "--json elect --observe printed $json"
+"$bin/coordctl" --endpoints "$endpoints" elect e1 beta >"$dir/beta.out" 2>&1 &
+beta_pid=$!
+pids+=("$beta_pid")
+"$bin/coordctl" --endpoints "$endpoints" elect --observe e1 --max-events 2 >"$dir/observe.out" 2>&1 &
+observe_pid=$!
+pids+=("$observe_pid")
+wait_for_line "$dir/observe.out" "value=alpha" || fail "observer: $(cat "$dir/observe.out")"
+sleep 0.3
+grep -q "elected" "$dir/beta.out" && fail "beta was elected while alpha led"
+kill -INT "$alpha_pid"
+rc=0
+wait "$alpha_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "alpha exited $rc: $(cat "$dir/alpha.out")"
+[ "$(tail -n 1 "$dir/alpha.out")" = "resigned /elections/e1" ] || fail "alpha printed '$(cat "$dir/alpha.out")'"
+wait_for_line "$dir/beta.out" "elected /elections/e1 value=beta" || fail "beta: $(cat "$dir/beta.out")"
+beta_token="$(sed -n 's/^elected .* token=\([0-9]*\) .*/\1/p' "$dir/beta.out")"
+[ "$beta_token" -gt "$alpha_token" ] || fail "tokens: alpha $alpha_token, beta $beta_token"
+rc=0
+wait "$observe_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "observer exited $rc"
+[ "$(sed -n 2p "$dir/observe.out")" = "$(sed -n 's/^elected/leader/p' "$dir/beta.out")" ] ||
+  fail "observer printed '$(cat "$dir/observe.out")'"
+kill -TERM "$beta_pid"
+rc=0
+wait "$beta_pid" || rc=$?
+[ "$rc" -eq 0 ] && [ "$(tail -n 1 "$dir/beta.out")" = "resigned /elections/e1" ] || fail "beta: exit $rc, $(cat "$dir/beta.out")"
+expect 0 "no leader /elections/e1" elect --observe e1 --max-events 1
+expect_error 2 "elect needs NAME VALUE" elect e1
+
 # Usage errors and an unreachable cluster.
 expect_error 2 "expect" cas /a x
 rc=0
