@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <optional>
@@ -78,7 +80,16 @@ class Reader {
 // read-back assertions.
 bool valid_row(const SnapshotRow& row) {
   switch (row.table) {
-    case Table::Meta: return decode_u64(row.value).has_value();
+    case Table::Meta: {
+      // Only the rows the state machine writes: an unknown key could be longer than a backend
+      // takes (LMDB: 511 bytes), and restore would fail in the storage instead of here.
+      const std::string_view known[] = {meta_key::applied_index, meta_key::revision,
+                                        meta_key::compact_revision, meta_key::format,
+                                        meta_key::session_count, meta_key::lease_next,
+                                        meta_key::lease_count};
+      return std::find(std::begin(known), std::end(known), row.key) != std::end(known) &&
+             decode_u64(row.value).has_value();
+    }
     case Table::Nodes: {
       const auto record = decode_record(row.value);
       return valid_path(row.key) && record && record->kind == RecordKind::Value;
@@ -246,6 +257,10 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (meta_applied != out.header.applied_index || meta_revision != out.header.revision ||
       meta_compact != out.header.compact_revision || meta_format != layout_format) {
     return invalid("header disagrees with the meta rows");
+  }
+  // The state machine asserts this when it loads the meta rows, after restore has committed.
+  if (out.header.compact_revision > out.header.revision) {
+    return invalid("compact revision beyond the revision");
   }
   if (!root) return invalid("no root node");
   if (meta_sessions != sessions || session_order != sessions) {

@@ -37,6 +37,39 @@ bool is_from_leader(MessageType type) {
          type == MessageType::Snapshot;
 }
 
+// Far beyond any term or index a cluster reaches; refusing messages above them keeps term + 1
+// and index + 1 from wrapping around.
+constexpr Term message_term_max = Term{1} << 62;
+constexpr Index message_index_max = Index{1} << 62;
+
+// Why no correct peer could have sent `m`, judged from the message alone; nullptr when it is
+// well-formed. The wire codec checks only that the fields have known values, so a corrupt or
+// hostile message would otherwise reach the log's assertions (and abort the node) or leave it
+// in a state no cluster produces, such as a follower naming itself leader.
+const char* malformed(const Message& m, NodeId self) {
+  if (m.from == kNoNode || m.from == self) return "sent by nobody or by this node";
+  if (m.term > message_term_max) return "term out of range";
+  // Terms start at 1 with the first election: no leader speaks at term 0.
+  if (is_from_leader(m.type) && m.term == 0) return "a leader of term 0";
+  if (m.index > message_index_max || m.snapshot.index > message_index_max) return "index out of range";
+  if (m.type == MessageType::Snapshot && m.snapshot.term > m.term) return "snapshot of a later term";
+  if (m.type != MessageType::Append) return nullptr;
+  // A leader's Append: entries (prev index + 1, ...) of non-decreasing terms, from the previous
+  // entry's term up to the leader's own.
+  if (m.log_term > m.term || m.snapshot.term > m.term) return "previous entry of a later term";
+  if (m.entries.size() > message_index_max - m.index) return "index out of range";
+  Index next = m.index + 1;
+  Term prev_term = m.log_term;
+  for (const Entry& e : m.entries) {
+    if (e.index != next || e.term == 0 || e.term < prev_term || e.term > m.term) {
+      return "entries out of order";
+    }
+    ++next;
+    prev_term = e.term;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Node::Node(const Config& config, Random& random, RestoreState state)
@@ -245,6 +278,9 @@ bool Node::quorum_active() {
 // Messages
 
 void Node::step(const Message& m) {
+  // Dropped like a message lost on the wire: the sender retries or times out, and nothing in it
+  // can be trusted.
+  if (malformed(m, config_.id) != nullptr) return;
   if (m.term > term_) {
     if (m.type == MessageType::Vote || m.type == MessageType::PreVote) {
       // Leader lease: we heard from a live leader within the minimum election timeout, so this
@@ -395,8 +431,11 @@ void Node::handle_append(const Message& m) {
                " asked to overwrite committed entry " + std::to_string(conflict);
       return;
     }
+    // Only a log that is empty after its start: the host replaces the stored log with the
+    // snapshot it is handed, so any entry already held would be lost on disk but not here.
     if (conf_.voters.empty() && conf_.learners.empty() && m.index == log_.snapshot_index() &&
-        m.snapshot.index == m.index && m.snapshot.term == log_.snapshot_term()) {
+        log_.last_index() == log_.snapshot_index() && m.snapshot.index == m.index &&
+        m.snapshot.term == log_.snapshot_term()) {
       adopt_log_start_conf(m.snapshot);
     }
     log_.merge(m.entries);
@@ -808,6 +847,13 @@ ProposeResult Node::propose_conf_change(const ConfChange& change) {
 void Node::apply_conf(Index index, const ConfChange& change) {
   conf_ = apply_conf_change(conf_, change);
   conf_history_[index] = conf_;
+  if (role_ == Role::PreCandidate || role_ == Role::Candidate) {
+    // A campaign started before this change was handed out (ticks and the entry's commit can
+    // arrive together): once removed or demoted, winning it would make a leader that is not a
+    // voter.
+    if (!is_voter(conf_, config_.id)) become_follower(term_, kNoNode);
+    return;
+  }
   if (role_ != Role::Leader) return;
   if (!is_voter(conf_, config_.id)) {
     become_follower(term_, kNoNode);  // removed (or demoted): let the remaining voters elect
