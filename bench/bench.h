@@ -43,6 +43,9 @@ struct Options {
   std::chrono::milliseconds drain{5000};
 };
 
+// The path of key number `key`: "<prefix>/k00000042". Every target uses the same strings.
+std::string key_path(const Options& options, std::size_t key);
+
 // One completed request, as a connection reports it.
 struct Completion {
   std::uint64_t tag = 0;
@@ -84,6 +87,14 @@ struct Progress {
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> errors{0};
 };
+
+// Writes every key (Options::keys values of Options::value_size bytes) through `conn`, `inflight`
+// puts outstanding at a time. A put that fails is sent again after load_retry_pause (a leader
+// change or an overload must not end a load of a million keys); throws std::runtime_error when
+// no put succeeds for load_stall_max, or the load does not finish in time.
+constexpr std::chrono::milliseconds load_retry_pause{50};
+constexpr std::chrono::seconds load_stall_max{30};
+void load_keys(Connection& conn, const Options& options, int inflight);
 
 // Runs the workload. A connection that fails ends its client's run (counted as an error).
 Report run(const Options& options, const ConnectionFactory& connect, Progress& progress);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "bench/fanout.h"
 
 namespace coord::bench {
 
@@ -30,5 +31,8 @@ CoordCluster discover_coord(const std::vector<std::string>& endpoints);
 void preload_coord(const CoordCluster& cluster, const Options& options);
 
 std::unique_ptr<Connection> connect_coord(const CoordCluster& cluster, const Options& options, int client);
+
+// Watcher connection number `connection`, to the members in turn (bench/fanout.h).
+std::unique_ptr<WatchConnection> connect_coord_watch(const CoordCluster& cluster, int connection);
 
 }  // namespace coord::bench

@@ -1,3 +1,5 @@
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <exception>
 #include <mutex>
@@ -112,6 +114,60 @@ void run_client(const Options& options, int index, const ConnectionFactory& conn
 }
 
 }  // namespace
+
+void load_keys(Connection& conn, const Options& options, int inflight) {
+  std::unordered_map<std::uint64_t, std::size_t> outstanding;  // tag -> key
+  std::vector<std::size_t> again;                              // keys whose put failed
+  std::size_t next = 0;
+  std::size_t written = 0;
+  std::uint64_t tag = 0;
+  std::uint64_t failures = 0;
+  std::string last_error;
+  std::vector<Completion> done;
+  // A minute, plus a millisecond a key: far beyond any healthy load.
+  const auto deadline = Clock::now() + std::chrono::seconds(60) + std::chrono::milliseconds(options.keys);
+  auto last_success = Clock::now();
+  auto resume_at = Clock::now();  // no sends before this, after a failure
+  const auto failed = [&](const std::string& what) {
+    return std::runtime_error(fmt::format("load: {} after {} of {} keys ({} failed puts{}{})", what, written,
+                                          options.keys, failures, failures > 0 ? ", the last with " : "", last_error));
+  };
+  while (written < options.keys) {
+    while ((next < options.keys || !again.empty()) && outstanding.size() < static_cast<std::size_t>(inflight) &&
+           Clock::now() >= resume_at) {
+      std::size_t key = next;
+      if (!again.empty()) {
+        key = again.back();
+        again.pop_back();
+      } else {
+        ++next;
+      }
+      outstanding.emplace(++tag, key);
+      conn.issue(tag, Op::Put, key);
+    }
+    done.clear();
+    conn.wait(std::max(resume_at, Clock::now() + std::chrono::milliseconds(10)), done);
+    const auto now = Clock::now();
+    for (const Completion& c : done) {
+      const auto it = outstanding.find(c.tag);
+      if (it == outstanding.end()) continue;
+      if (c.ok) {
+        ++written;
+        last_success = now;
+      } else {
+        again.push_back(it->second);
+        last_error = c.error;
+        ++failures;
+        resume_at = now + load_retry_pause;
+      }
+      outstanding.erase(it);
+    }
+    if (now > last_success + load_stall_max) throw failed(fmt::format("no progress for {} s", load_stall_max.count()));
+    if (now > deadline) throw failed("timed out");
+  }
+}
+
+std::string key_path(const Options& options, std::size_t key) { return fmt::format("{}/k{:08}", options.prefix, key); }
 
 const char* to_string(Op op) {
   switch (op) {

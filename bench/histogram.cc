@@ -51,7 +51,8 @@ std::uint64_t Histogram::quantile(double q) const {
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];
-    if (seen >= rank) return std::min(upper_edge(i), max_);
+    // The last bucket also holds every value beyond the range: only max() bounds it.
+    if (seen >= rank) return i == kBuckets - 1 ? max_ : std::min(upper_edge(i), max_);
   }
   return max_;
 }
