@@ -1,0 +1,168 @@
+#include "harness/faults.h"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <numeric>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace coord::harness {
+
+using namespace std::chrono_literals;
+
+FaultSchedule::FaultSchedule(std::uint64_t seed, Network& network, std::vector<std::unique_ptr<Member>>& members,
+                             bool clock_faults, const std::atomic<bool>& interrupted)
+    : rng_(seed), network_(network), members_(members), clock_faults_(clock_faults), interrupted_(interrupted) {}
+
+int FaultSchedule::any_member() {
+  return std::uniform_int_distribution<int>(1, static_cast<int>(members_.size()))(rng_);
+}
+
+std::chrono::milliseconds FaultSchedule::between(int lo_ms, int hi_ms) {
+  return std::chrono::milliseconds(std::uniform_int_distribution<int>(lo_ms, hi_ms)(rng_));
+}
+
+void FaultSchedule::supervise_for(std::chrono::milliseconds d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  do {
+    for (auto& m : members_) {
+      const std::optional<int> status = m->exited();
+      if (!status) continue;
+      const bool disk = disk_full_ && m->config().index == disk_full_member_;
+      if (disk) {
+        ++disk_full_exits_;  // restarted by heal_all once the space is back
+        continue;
+      }
+      unexpected_exits_.push_back(fmt::format("{} (status {}{})", m->config().name,
+                                              WIFSIGNALED(*status) ? "signal " : "exit ",
+                                              WIFSIGNALED(*status) ? WTERMSIG(*status) : WEXITSTATUS(*status)));
+      m->start();
+    }
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < until && !interrupted_);
+}
+
+void FaultSchedule::partition() {
+  const int n = static_cast<int>(members_.size());
+  std::vector<int> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 1);
+  std::shuffle(order.begin(), order.end(), rng_);
+  auto cut_both = [&](int a, int b) {
+    network_.cut(a, b);
+    network_.cut(b, a);
+  };
+  switch (std::uniform_int_distribution<int>(0, 3)(rng_)) {
+    case 0:  // isolate one member from all others
+      for (int i = 1; i < n; ++i) cut_both(order[0], order[static_cast<std::size_t>(i)]);
+      ++injected_["partition-isolate"];
+      return;
+    case 1: {  // a minority (1 .. n/2) and a majority
+      const int minority = std::uniform_int_distribution<int>(1, n / 2)(rng_);
+      for (int i = 0; i < minority; ++i) {
+        for (int j = minority; j < n; ++j) cut_both(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+      }
+      ++injected_["partition-split"];
+      return;
+    }
+    case 2:  // one-way: order[1] stops hearing order[0] (order[0] still hears it)
+      network_.cut(order[0], order[1]);
+      ++injected_["partition-oneway"];
+      return;
+    default: {  // a bridge: order[0] hears both sides, the sides do not hear each other
+      const int side = (n - 1) / 2;
+      for (int i = 1; i <= side; ++i) {
+        for (int j = side + 1; j < n; ++j) cut_both(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+      }
+      ++injected_["partition-bridge"];
+      return;
+    }
+  }
+}
+
+void FaultSchedule::inject_one() {
+  const int kinds = clock_faults_ ? 6 : 5;
+  const int kind = std::uniform_int_distribution<int>(0, kinds - 1)(rng_);
+  const int target = any_member();
+  Member& m = *members_[static_cast<std::size_t>(target - 1)];
+  switch (kind) {
+    case 0:
+      partition();
+      supervise_for(between(1000, 6000));
+      network_.heal_partitions();
+      return;
+    case 1: {
+      Network::LinkFault f;
+      f.delay_ms = std::uniform_int_distribution<int>(5, 150)(rng_);
+      f.jitter_ms = f.delay_ms / 2;
+      f.loss_pct = std::uniform_int_distribution<int>(0, 20)(rng_);
+      f.duplicate_pct = std::uniform_int_distribution<int>(0, 10)(rng_);
+      f.reorder_pct = std::uniform_int_distribution<int>(0, 25)(rng_);
+      network_.degrade(target, f);
+      ++injected_[network_.netem_available() ? "link-netem" : "link-loss-dup"];
+      supervise_for(between(1000, 6000));
+      network_.restore(target);
+      return;
+    }
+    case 2:
+      m.pause();
+      ++injected_["pause"];
+      supervise_for(between(300, 5000));
+      m.resume();
+      return;
+    case 3:
+      m.kill9();
+      ++injected_["kill9"];
+      supervise_for(between(200, 3000));
+      m.start();
+      return;
+    case 4:
+      m.fill_disk();
+      disk_full_ = true;
+      disk_full_member_ = target;
+      ++injected_["disk-full"];
+      supervise_for(between(1000, 5000));
+      m.free_disk();
+      disk_full_ = false;
+      disk_full_member_ = 0;
+      if (!m.running()) m.start();
+      return;
+    default: {
+      const bool forward = std::uniform_int_distribution<int>(0, 1)(rng_) == 1;
+      const int seconds = std::uniform_int_distribution<int>(1, 20)(rng_);
+      m.set_clock(fmt::format("{}{}s", forward ? '+' : '-', seconds));
+      ++injected_[forward ? "clock-forward" : "clock-back"];
+      supervise_for(between(2000, 6000));
+      m.set_clock("+0");
+      return;
+    }
+  }
+}
+
+void FaultSchedule::run(std::chrono::steady_clock::time_point until) {
+  while (std::chrono::steady_clock::now() < until && !interrupted_) {
+    supervise_for(between(300, 2000));
+    if (std::chrono::steady_clock::now() >= until || interrupted_) break;
+    inject_one();
+  }
+  heal_all();
+}
+
+void FaultSchedule::heal_all() {
+  network_.heal_partitions();
+  for (auto& m : members_) {
+    network_.restore(m->config().index);
+    m->set_clock("+0");
+    m->free_disk();
+    if (m->paused()) m->resume();
+  }
+  disk_full_ = false;
+  disk_full_member_ = 0;
+  for (auto& m : members_) {
+    (void)m->exited();
+    if (!m->running()) m->start();
+  }
+}
+
+}  // namespace coord::harness

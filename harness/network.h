@@ -1,0 +1,60 @@
+// The harness's network: one namespace per member ("<prefix>-m<i>"), each joined to a bridge
+// ("<prefix>-br", in the harness's own namespace, where the clients run) by a veth pair
+// ("<prefix>-h<i>" on the bridge, eth0 inside). Member i has 10.<subnet>.0.<10+i>; the bridge
+// 10.<subnet>.0.1.
+//
+// Faults act inside the members' namespaces, so the clients' own traffic is untouched:
+// - partitions are iptables DROP rules on INPUT, by source address (one rule per direction cut);
+// - link faults are tc netem on eth0 when the kernel has it (delay, jitter, loss, duplication,
+//   reordering); without netem (no sch_netem module) loss and duplication are done by iptables
+//   (statistic match, TEE), and delay and reordering are not available.
+// Everything it creates carries the prefix, so remove_leftovers() can find what a killed run
+// left behind; the destructor removes what this one made.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace coord::harness {
+
+class Network {
+ public:
+  Network(std::string prefix, int members);
+  ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  // Deletes namespaces, bridge and veths named with `prefix` (a run killed before cleaning up).
+  static void remove_leftovers(const std::string& prefix);
+
+  int members() const { return members_; }
+  std::string ns(int member) const;           // member is 1-based
+  std::string address(int member) const;      // 10.S.0.(10+member)
+  bool netem_available() const { return netem_; }
+
+  // Drops packets from `from` arriving at `to` (one direction).
+  void cut(int from, int to);
+  // Removes every partition rule.
+  void heal_partitions();
+
+  struct LinkFault {
+    int delay_ms = 0, jitter_ms = 0;  // netem only
+    int loss_pct = 0, duplicate_pct = 0;
+    int reorder_pct = 0;  // netem only
+  };
+  // Applies `fault` to member's outgoing traffic to the other members.
+  void degrade(int member, const LinkFault& fault);
+  void restore(int member);
+
+ private:
+  void create();
+  void destroy();
+  bool probe_netem();
+
+  std::string prefix_;
+  int members_;
+  int subnet_;
+  bool netem_ = false;
+};
+
+}  // namespace coord::harness

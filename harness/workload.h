@@ -1,0 +1,59 @@
+// The client side: workers, each with its own coord::Client (one write session, one operation
+// at a time), doing gets, puts, creates, deletes and compare-and-sets (on version and on value)
+// over a few key groups (/g<G>/k<K>, as sim/workload_kv.cc), recording every operation in the
+// History; then the final read-back of every key after the faults are healed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness/history.h"
+
+namespace coord::harness {
+
+struct WorkloadOptions {
+  std::vector<std::string> endpoints;  // every member's client address
+  int workers = 4;
+  int groups = 3;
+  int keys = 3;  // per group, at most Model::kKeysMax
+  std::uint64_t seed = 1;
+  // Each worker waits a random 0 .. think_ms between operations (keeps the history checkable).
+  int think_ms = 2;
+  std::chrono::milliseconds call_timeout{4000};
+  std::chrono::milliseconds attempt_timeout{1000};
+  // Broken on purpose (--stale-reads): each worker talks to one member only and its reads are
+  // serializable (that member's state) but recorded as linearizable. The checker must object.
+  bool stale_reads = false;
+};
+
+// Microseconds on the steady clock since the harness started (the history's time line).
+std::uint64_t now_us();
+
+class Workload {
+ public:
+  Workload(WorkloadOptions options, History& history);
+  ~Workload();  // stops and joins the workers
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
+
+  void start();
+  void stop();
+
+  // Reads every key and lists every group, retrying each until answered or `timeout`; the
+  // reads join the history (client 0). Returns how many stayed unanswered.
+  static int read_back(const WorkloadOptions& options, History& history, std::chrono::seconds timeout);
+
+ private:
+  void run(int worker);
+
+  WorkloadOptions options_;
+  History& history_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace coord::harness
