@@ -16,6 +16,13 @@ FaultSchedule::FaultSchedule(std::uint64_t seed, Network& network, std::vector<s
                              bool clock_faults, const std::atomic<bool>& interrupted)
     : rng_(seed), network_(network), members_(members), clock_faults_(clock_faults), interrupted_(interrupted) {}
 
+void FaultSchedule::note(const std::string& kind, const std::string& detail) {
+  ++injected_[kind];
+  const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  fmt::print("[{:7.1f}s] {} {}\n", at, kind, detail);
+  std::fflush(stdout);
+}
+
 int FaultSchedule::any_member() {
   return std::uniform_int_distribution<int>(1, static_cast<int>(members_.size()))(rng_);
 }
@@ -56,26 +63,28 @@ void FaultSchedule::partition() {
   switch (std::uniform_int_distribution<int>(0, 3)(rng_)) {
     case 0:  // isolate one member from all others
       for (int i = 1; i < n; ++i) cut_both(order[0], order[static_cast<std::size_t>(i)]);
-      ++injected_["partition-isolate"];
+      note("partition-isolate", fmt::format("m{} alone", order[0]));
       return;
     case 1: {  // a minority (1 .. n/2) and a majority
       const int minority = std::uniform_int_distribution<int>(1, n / 2)(rng_);
       for (int i = 0; i < minority; ++i) {
         for (int j = minority; j < n; ++j) cut_both(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
       }
-      ++injected_["partition-split"];
+      std::string minority_names;
+      for (int i = 0; i < minority; ++i) minority_names += fmt::format(" m{}", order[static_cast<std::size_t>(i)]);
+      note("partition-split", "minority" + minority_names);
       return;
     }
     case 2:  // one-way: order[1] stops hearing order[0] (order[0] still hears it)
       network_.cut(order[0], order[1]);
-      ++injected_["partition-oneway"];
+      note("partition-oneway", fmt::format("m{} stops hearing m{}", order[1], order[0]));
       return;
     default: {  // a bridge: order[0] hears both sides, the sides do not hear each other
       const int side = (n - 1) / 2;
       for (int i = 1; i <= side; ++i) {
         for (int j = side + 1; j < n; ++j) cut_both(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
       }
-      ++injected_["partition-bridge"];
+      note("partition-bridge", fmt::format("m{} in the middle", order[0]));
       return;
     }
   }
@@ -100,20 +109,22 @@ void FaultSchedule::inject_one() {
       f.duplicate_pct = std::uniform_int_distribution<int>(0, 10)(rng_);
       f.reorder_pct = std::uniform_int_distribution<int>(0, 25)(rng_);
       network_.degrade(target, f);
-      ++injected_[network_.netem_available() ? "link-netem" : "link-loss-dup"];
+      note(network_.netem_available() ? "link-netem" : "link-loss-dup",
+           fmt::format("m{} delay {}ms loss {}% duplicate {}% reorder {}%", target, f.delay_ms, f.loss_pct,
+                       f.duplicate_pct, f.reorder_pct));
       supervise_for(between(1000, 6000));
       network_.restore(target);
       return;
     }
     case 2:
       m.pause();
-      ++injected_["pause"];
+      note("pause", m.config().name);
       supervise_for(between(300, 5000));
       m.resume();
       return;
     case 3:
       m.kill9();
-      ++injected_["kill9"];
+      note("kill9", m.config().name);
       supervise_for(between(200, 3000));
       m.start();
       return;
@@ -121,7 +132,7 @@ void FaultSchedule::inject_one() {
       m.fill_disk();
       disk_full_ = true;
       disk_full_member_ = target;
-      ++injected_["disk-full"];
+      note("disk-full", m.config().name);
       supervise_for(between(1000, 5000));
       m.free_disk();
       disk_full_ = false;
@@ -132,7 +143,7 @@ void FaultSchedule::inject_one() {
       const bool forward = std::uniform_int_distribution<int>(0, 1)(rng_) == 1;
       const int seconds = std::uniform_int_distribution<int>(1, 20)(rng_);
       m.set_clock(fmt::format("{}{}s", forward ? '+' : '-', seconds));
-      ++injected_[forward ? "clock-forward" : "clock-back"];
+      note(forward ? "clock-forward" : "clock-back", fmt::format("{} {}{}s", m.config().name, forward ? '+' : '-', seconds));
       supervise_for(between(2000, 6000));
       m.set_clock("+0");
       return;
@@ -159,8 +170,8 @@ void FaultSchedule::heal_all() {
   }
   disk_full_ = false;
   disk_full_member_ = 0;
+  supervise_for(0ms);  // restarts (and reports) members that exited
   for (auto& m : members_) {
-    (void)m->exited();
     if (!m->running()) m->start();
   }
 }

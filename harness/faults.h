@@ -42,11 +42,14 @@ class FaultSchedule {
   const std::vector<std::string>& unexpected_exits() const { return unexpected_exits_; }
 
  private:
+  // Counts a fault and prints it with the time since the schedule began.
+  void note(const std::string& kind, const std::string& detail);
   int any_member();
   std::chrono::milliseconds between(int lo_ms, int hi_ms);
   void partition();
   void inject_one();
 
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mt19937_64 rng_;
   Network& network_;
   std::vector<std::unique_ptr<Member>>& members_;

@@ -25,6 +25,13 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+// The host's FORWARD rule accepting traffic between the bridge's ports (`action`: -I or -D).
+std::vector<std::string> forward_rule(const std::string& prefix, const std::string& action) {
+  const std::string bridge = prefix + "-br";
+  return {"iptables", "-w", action, "FORWARD", "-i", bridge, "-o", bridge,
+          "-m", "comment", "--comment", "coord-faults-" + prefix, "-j", "ACCEPT"};
+}
+
 }  // namespace
 
 Network::Network(std::string prefix, int members)
@@ -50,6 +57,9 @@ void Network::create() {
   must_run({"ip", "link", "add", bridge, "type", "bridge"});
   must_run({"ip", "addr", "add", fmt::format("10.{}.0.1/24", subnet_), "dev", bridge});
   must_run({"ip", "link", "set", bridge, "up"});
+  // With br_netfilter loaded, bridged packets pass the host's FORWARD chain, whose policy may be
+  // DROP (docker): let the members' traffic through, marked so the cleanup finds the rule.
+  must_run(forward_rule(prefix_, "-I"));
   for (int i = 1; i <= members_; ++i) {
     const std::string host_side = fmt::format("{}-h{}", prefix_, i);
     const std::string peer_side = fmt::format("{}-p{}", prefix_, i);
@@ -69,9 +79,13 @@ void Network::destroy() {
   // Deleting a namespace deletes its end of the veth, and with it the pair.
   for (int i = 1; i <= members_; ++i) (void)run_command({"ip", "netns", "del", ns(i)});
   (void)run_command({"ip", "link", "del", prefix_ + "-br"});
+  for (int i = 0; i < 100 && run_command(forward_rule(prefix_, "-D")).status == 0; ++i) {
+  }
 }
 
 void Network::remove_leftovers(const std::string& prefix) {
+  for (int i = 0; i < 100 && run_command(forward_rule(prefix, "-D")).status == 0; ++i) {
+  }
   for (const std::string& line : lines_of(run_command({"ip", "netns", "list"}).output)) {
     const std::string name = line.substr(0, line.find(' '));
     if (name.rfind(prefix + "-m", 0) == 0) (void)run_command({"ip", "netns", "del", name});

@@ -1,7 +1,8 @@
 // The harness's network: one namespace per member ("<prefix>-m<i>"), each joined to a bridge
 // ("<prefix>-br", in the harness's own namespace, where the clients run) by a veth pair
 // ("<prefix>-h<i>" on the bridge, eth0 inside). Member i has 10.<subnet>.0.<10+i>; the bridge
-// 10.<subnet>.0.1.
+// 10.<subnet>.0.1. The host's FORWARD chain gets one ACCEPT rule for the bridge (commented
+// "coord-faults-<prefix>"), in case br_netfilter sends bridged packets through a DROP policy.
 //
 // Faults act inside the members' namespaces, so the clients' own traffic is untouched:
 // - partitions are iptables DROP rules on INPUT, by source address (one rule per direction cut);
