@@ -37,9 +37,14 @@ void FaultSchedule::supervise_for(std::chrono::milliseconds d) {
     for (auto& m : members_) {
       const std::optional<int> status = m->exited();
       if (!status) continue;
-      const bool disk = disk_full_ && m->config().index == disk_full_member_;
-      if (disk) {
-        ++disk_full_exits_;  // restarted by heal_all once the space is back
+      const int index = m->config().index;
+      const bool full_now = disk_full_ && index == disk_full_member_;
+      // A member may notice the full disk a moment after the space came back: its exit still
+      // counts as the disk's, for a few seconds.
+      const bool full_lately = index == disk_freed_member_ && std::chrono::steady_clock::now() < disk_freed_grace_;
+      if (full_now || full_lately) {
+        ++disk_full_exits_;
+        if (!full_now) m->start();  // else restarted when the space is back
         continue;
       }
       unexpected_exits_.push_back(fmt::format("{} (status {}{})", m->config().name,
@@ -137,6 +142,8 @@ void FaultSchedule::inject_one() {
       m.free_disk();
       disk_full_ = false;
       disk_full_member_ = 0;
+      disk_freed_member_ = target;
+      disk_freed_grace_ = std::chrono::steady_clock::now() + 3s;
       if (!m.running()) m.start();
       return;
     default: {

@@ -58,6 +58,8 @@ class FaultSchedule {
   std::map<std::string, int> injected_;
   int disk_full_member_ = 0;  // the member whose disk is full now, 0: none
   bool disk_full_ = false;
+  int disk_freed_member_ = 0;  // the member whose disk was full last, until the grace time
+  std::chrono::steady_clock::time_point disk_freed_grace_{};
   int disk_full_exits_ = 0;
   std::vector<std::string> unexpected_exits_;
 };
