@@ -174,6 +174,7 @@ int run(const Options& o) {
   wo.stale_reads = o.stale_reads;
   wo.think_ms = o.think_ms >= 0 ? o.think_ms : (o.soak ? 20 : 2);
   FaultSchedule faults(o.seed, network, members, clock_faults, interrupted);
+  std::uint64_t compactions = 0;
   {
     Workload workload(wo, history);
     workload.start();
@@ -201,6 +202,7 @@ int run(const Options& o) {
     }
     faults.supervise_for(std::chrono::duration_cast<std::chrono::milliseconds>(quiet));
     workload.stop();
+    compactions = workload.compactions();
   }
   const int unanswered = interrupted ? 0 : Workload::read_back(wo, history, 60s);
   std::vector<std::uint64_t> rss_end;
@@ -212,8 +214,8 @@ int run(const Options& o) {
   if (unanswered > 0) {
     violations.push_back(fmt::format("final read-back: {} reads unanswered after the faults were healed", unanswered));
   }
-  fmt::print("operations: {} (ok {}, failed {}, unknown {})\n", counts.ok + counts.failed + counts.unknown, counts.ok,
-             counts.failed, counts.unknown);
+  fmt::print("operations: {} (ok {}, failed {}, unknown {}); compactions {}\n",
+             counts.ok + counts.failed + counts.unknown, counts.ok, counts.failed, counts.unknown, compactions);
   std::string kinds;
   int total = 0;
   for (const auto& [kind, n] : faults.injected()) {

@@ -99,6 +99,7 @@ Workload::~Workload() { stop(); }
 
 void Workload::start() {
   for (int w = 1; w <= options_.workers; ++w) threads_.emplace_back([this, w] { run(w); });
+  threads_.emplace_back([this] { compact(); });
 }
 
 void Workload::stop() {
@@ -135,6 +136,23 @@ void Workload::run(int worker) {
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::uniform_int_distribution<int>(0, options_.think_ms)(rng)));
     }
+  }
+}
+
+void Workload::compact() {
+  Client client(client_options(options_, options_.endpoints));
+  auto next = std::chrono::steady_clock::now() + options_.compact_every;
+  while (!stopping_) {
+    if (std::chrono::steady_clock::now() < next) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    next = std::chrono::steady_clock::now() + options_.compact_every;
+    const ReadOutcome<kv::Node> root = client.get("/").get();
+    if (!root.reached || root.read.revision <= options_.compact_keep_revisions) continue;
+    // Its outcome does not matter: a compaction that fails is retried at the next round.
+    const WriteOutcome out = client.write(kv::Compact{root.read.revision - options_.compact_keep_revisions}).get();
+    if (out.result && out.result->ok()) ++compactions_;
   }
 }
 

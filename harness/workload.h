@@ -1,7 +1,8 @@
 // The client side: workers, each with its own coord::Client (one write session, one operation
 // at a time), doing gets, puts, creates, deletes and compare-and-sets (on version and on value)
 // over a few key groups (/g<G>/k<K>, as sim/workload_kv.cc), recording every operation in the
-// History; then the final read-back of every key after the faults are healed.
+// History; then the final read-back of every key after the faults are healed. A compactor
+// thread compacts old revisions meanwhile.
 #pragma once
 
 #include <atomic>
@@ -28,6 +29,10 @@ struct WorkloadOptions {
   // Broken on purpose (--stale-reads): each worker talks to one member only and its reads are
   // serializable (that member's state) but recorded as linearizable. The checker must object.
   bool stale_reads = false;
+  // A compactor (as sim's kv workload has) keeps this many revisions of history, compacting
+  // every compact_every, so a long run's MVCC history (and the members' memory) stays bounded.
+  std::chrono::milliseconds compact_every{5000};
+  std::uint64_t compact_keep_revisions = 1000;
 };
 
 // Microseconds on the steady clock since the harness started (the history's time line).
@@ -42,6 +47,8 @@ class Workload {
 
   void start();
   void stop();
+  // Compactions the service accepted.
+  std::uint64_t compactions() const { return compactions_; }
 
   // Reads every key and lists every group, retrying each until answered or `timeout`; the
   // reads join the history (client 0). Returns how many stayed unanswered.
@@ -49,10 +56,12 @@ class Workload {
 
  private:
   void run(int worker);
+  void compact();
 
   WorkloadOptions options_;
   History& history_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> compactions_{0};
   std::vector<std::thread> threads_;
 };
 
