@@ -68,6 +68,7 @@ std::string describe(const raft::Ready& rd) {
   }
   if (rd.hard_state) fmt::format_to(it, " hs=[{}]", describe(*rd.hard_state));
   if (!rd.messages.empty()) fmt::format_to(it, " msgs={}", rd.messages.size());
+  if (!rd.early_messages.empty()) fmt::format_to(it, " early={}", rd.early_messages.size());
   if (!rd.committed.empty()) {
     fmt::format_to(it, " committed={}..{}", rd.committed.front().index, rd.committed.back().index);
   }

@@ -212,6 +212,7 @@ Result Simulation::run_events() {
     stats_.crashes += r->stats().crashes;
     stats_.compactions += r->stats().compactions;
     stats_.snapshots_installed += r->stats().snapshots_installed;
+    stats_.early_messages += r->stats().early_messages;
   }
   stats_.virtual_us = now_;
   if (violation_) {

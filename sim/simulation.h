@@ -80,6 +80,7 @@ struct Stats {
   std::uint64_t crashes = 0;
   std::uint64_t compactions = 0;
   std::uint64_t snapshots_installed = 0;
+  std::uint64_t early_messages = 0;  // sent while their Ready's fsync was in flight
   std::uint64_t events = 0;
   std::uint64_t trace_lines = 0;
   Micros virtual_us = 0;
