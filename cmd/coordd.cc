@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
                  "watch-overflow (11); the client may resume it")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_flag("--kv-sync", options.host.kv_sync,
+               "fsync the state machine on every commit (default: only the Raft log is synced; the state replays "
+               "it after a crash, and is rebuilt from it after a machine crash)");
   app.add_flag("--no-forward", no_forward,
                "Answer writes that reach this member while it follows with NotLeader (the leader's address) "
                "instead of forwarding them to the leader");

@@ -82,7 +82,29 @@ std::uint64_t ReplicaHost::now_ms() const {
           .count());
 }
 
-ReplicaHost::~ReplicaHost() = default;
+ReplicaHost::~ReplicaHost() {
+  // A stop that gets here (not a crash): make the state durable, so that the next start need
+  // not distrust it even after a machine crash.
+  if (!kv_storage_ || options_.kv_sync) return;
+  try {
+    kv_storage_->sync();
+    disarm_sync_marker(kv_dir_);
+  } catch (const std::exception& e) {
+    spdlog::warn("state machine not synced at stop ({}); the next start after a machine crash rebuilds it from the log",
+                 e.what());
+  }
+}
+
+void ReplicaHost::prepare_unsynced_state(const std::string& state_dir) {
+  const std::string boot_id = read_boot_id(options_.boot_id_path);
+  if (check_sync_marker(state_dir, boot_id) == MarkerState::OtherBoot) {
+    spdlog::warn("the machine restarted while the state machine had unsynced commits: discarding {} and rebuilding "
+                 "it from the Raft log",
+                 state_dir);
+    discard_state_files(state_dir);
+  }
+  if (!options_.kv_sync) arm_sync_marker(state_dir, boot_id);
+}
 
 void ReplicaHost::open_stores(const std::string& data_dir) {
   storage::LogStoreOptions log_options;
@@ -96,10 +118,18 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
     log_->write(seed);
     spdlog::info("new member: log seeded with the initial configuration members={}", cluster_.spec());
   }
+  kv_dir_ = kv_dir(data_dir);
+  prepare_unsynced_state(kv_dir_);
   kv::LmdbOptions kv_options;
-  kv_options.directory = kv_dir(data_dir);
+  kv_options.directory = kv_dir_;
   kv_options.map_bytes = options_.kv_map_bytes;
+  kv_options.sync = options_.kv_sync;
   kv_storage_ = std::make_unique<kv::LmdbStorage>(kv_options);
+  // Synced from now on: a marker left by an unsynced run is no longer needed.
+  if (options_.kv_sync) {
+    kv_storage_->sync();
+    disarm_sync_marker(kv_dir_);
+  }
   sm_ = std::make_unique<kv::StateMachine>(*kv_storage_, options_.limits);
 }
 

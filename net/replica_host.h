@@ -56,6 +56,7 @@
 #include "net/client_messages.h"
 #include "net/cluster_config.h"
 #include "net/connection.h"
+#include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
 #include "raft/config.h"
 #include "raft/node.h"
@@ -99,6 +100,12 @@ struct HostOptions {
   std::size_t snapshot_send_queue_bytes_max = std::size_t{4} << 20;
   std::size_t snapshot_transfers_max = 2;
   std::size_t kv_map_bytes = std::size_t{8} << 30;
+  // fsync the state machine's LMDB on every commit. Off (the default), its commits are not
+  // synced: the Raft log is the durable record and the state replays it after a crash; a
+  // machine crash is told from a process crash by the boot id (net/state_sync_marker.h).
+  bool kv_sync = false;
+  // Where the machine's boot id is read; tests point it at a file of their own.
+  std::string boot_id_path = boot_id_path_default;
   std::size_t log_map_bytes = storage::log_map_bytes_default;
 };
 
@@ -197,6 +204,9 @@ class ReplicaHost {
   using Input = std::variant<raft::Message, QueuedRequest>;
 
   void open_stores(const std::string& data_dir);
+  // Before the state machine's LMDB opens: discards it if a machine crash may have torn it, and
+  // arms the marker that lets the next start tell (net/state_sync_marker.h).
+  void prepare_unsynced_state(const std::string& state_dir);
   bool enqueue(Input input, std::size_t bytes);
   void drain_inbox();
   void do_tick();
@@ -241,6 +251,7 @@ class ReplicaHost {
   DiskExecutor& disk_;
   std::unique_ptr<storage::LmdbLogStore> log_;
   std::unique_ptr<kv::LmdbStorage> kv_storage_;
+  std::string kv_dir_;
   std::unique_ptr<kv::StateMachine> sm_;
   std::unique_ptr<raft::Node> node_;
 
