@@ -24,6 +24,7 @@ using e2e::eventually;
 
 // Small snapshots so that a member that was down catches up through a snapshot transfer.
 const std::vector<std::string> kFastArgs{"--tick-ms", "50", "--election-ticks", "10", "--snapshot-every", "25",
+                                         "--snapshot-log-ratio", "0",
                                          "--log-level", "debug"};
 
 net::ClientResponse put(net::Client& client, const std::string& path, const std::string& value) {

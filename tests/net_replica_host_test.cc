@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/codec.h"
@@ -51,6 +52,8 @@ struct Fixture {
     std::string error;
     cluster = *net::parse_initial_cluster("n1=127.0.0.1:1", "", &error);
     options.snapshot_every_entries = 5;
+    options.snapshot_log_ratio = 0;         // every 5 entries, whatever the snapshot's size
+    options.snapshot_in_background = false;  // serialized inline: deterministic
     options.clock_ms = [this] { return now_ms; };
     options.boot_id_path = dir + "/boot_id";
     set_boot_id("boot-1");
@@ -593,4 +596,36 @@ TEST_CASE("kv_sync: every state commit is synced and no marker is left") {
   f.elect(*host);
   REQUIRE(f.put(*host, "/a", "1").ok());
   CHECK_FALSE(std::filesystem::exists(f.dir + "/kv/unsynced"));
+}
+
+TEST_CASE("snapshots are serialized off the loop thread and spaced by the log bytes written since the last") {
+  Fixture f;
+  f.options.snapshot_in_background = true;
+  f.options.snapshot_log_ratio = 1.0;
+  auto host = f.open();
+  f.elect(*host);
+  // Ticks pick up what the worker finished; bounded wait.
+  auto snapshot_after = [&](raft::Index index) {
+    for (int t = 0; t < 500 && host->node().snapshot_meta().index <= index; ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      host->tick();
+      host->pump();
+    }
+    return host->node().snapshot_meta().index > index;
+  };
+  for (int k = 0; k < 6; ++k) REQUIRE(f.put(*host, fmt::format("/k{}", k), std::string(4096, 'k')).ok());
+  REQUIRE(snapshot_after(0));  // the first one waits for entries only
+  const raft::Index first = host->node().snapshot_meta().index;
+  CHECK(f.output.fatal_reason.empty());
+  // Entries enough, bytes not: these few small writes weigh far less than the snapshot.
+  for (int k = 0; k < 12; ++k) REQUIRE(f.put(*host, fmt::format("/s{}", k), "v").ok());
+  CHECK_FALSE(snapshot_after(first));
+  // One large write tips it.
+  REQUIRE(f.put(*host, "/big", std::string(64 * 1024, 'b')).ok());
+  REQUIRE(f.put(*host, "/after-big", "v").ok());
+  CHECK(snapshot_after(first));
+  // The state read back is whole.
+  const net::ClientResponse big = f.get(*host, "/big");
+  REQUIRE(big.ok());
+  CHECK(big.node->value.size() == 64 * 1024);
 }
