@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
   app.add_option("--timeline", timeline_path,
                  "Write a picture of the run to FILE.html (one seed only): a lane per replica with its role "
                  "and term, faults where they act, client operations (locks: holdings and guarded writes "
-                 "with tokens) and the violation; self-contained, opens from disk");
+                 "with tokens) and the violation; self-contained, opens from disk")
+      ->type_name("FILE.html");
   app.add_option("--jobs", jobs, "Run seeds on J threads (output stays in seed order; default 1)");
 
   try {

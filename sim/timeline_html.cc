@@ -96,6 +96,7 @@ std::string span_text(Micros from, Micros to) {
 struct Highlights {
   std::set<std::size_t> writes;  // indexes into Timeline::writes()
   std::set<std::tuple<std::uint64_t, std::string, std::uint64_t>> holders;  // client, resource, token
+  std::string callout;  // next to the culprit write
   bool any() const { return !writes.empty(); }
 };
 
@@ -128,6 +129,9 @@ Highlights find_highlights(const Timeline& tl) {
       break;
     }
   }
+  h.callout = b ? fmt::format("client {}'s write, token {}, accepted after client {}'s, token {} \u25B8", v.client,
+                               v.token, b->client, b->token)
+                 : fmt::format("client {}'s write, token {}, accepted \u25B8", v.client, v.token);
   for (std::size_t i : accepted) {
     const GuardedWrite& w = ws[i];
     if (same_holder(w, v) || (b && same_holder(w, *b))) {
@@ -500,7 +504,16 @@ void Page::client_lane(const Window& w, const Lane& lane) {
     const double height = overlap ? 12 : 8;
     const double y = lane.y + lane.height - 3 - height;
     rect(x, y, width, height, colour, title,
-         fmt::format(" class=\"write {}{}\"", overlap ? "overlap" : "", wr.violating ? " violating" : ""));
+         fmt::format(" class=\"write {}{}\"{}", overlap ? "overlap" : "", wr.violating ? " violating" : "",
+                     wr.violating ? " stroke=\"#000000\" stroke-width=\"1\"" : ""));
+    if (wr.violating) {
+      // Said in words next to it: at the scale of a run this write is a few pixels wide.
+      fmt::format_to(std::back_inserter(out_),
+                     "<text class=\"callout\" x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" font-weight=\"bold\" "
+                     "fill=\"#000000\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\" "
+                     "text-anchor=\"end\" pointer-events=\"none\">{}</text>\n",
+                     x - 3, lane.y + 12, html_escape(highlights_.callout));
+    }
   }
   if (locks_) return;
   for (const ClientOp& o : tl_.ops()) {
