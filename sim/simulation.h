@@ -65,7 +65,7 @@ struct Options {
   // which must break mutual exclusion on some seed.
   bool fencing = true;
   // Null, or where the run records its timeline (coord-sim --timeline; sim/timeline.h). Recording
-  // does not change the run.
+  // does not change the run. One run per Timeline: not for run_seeds over several seeds.
   Timeline* timeline = nullptr;
 };
 
