@@ -8,6 +8,7 @@ packages=(
   libfmt-dev doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   prometheus-cpp-dev
   iproute2 iptables libfaketime  # the fault harness (harness/, coord-faults)
+  chromium  # renders coord-sim --timeline pages in tests/sim_timeline_chromium_test.sh
 )
 if [ "${1:-}" = fuzz ]; then packages+=(clang libclang-rt-dev); fi
 missing=()
