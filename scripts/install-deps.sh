@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libflatbuffers-dev flatbuffers-compiler liblmdb-dev
   libfmt-dev doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libisal-dev
 )
 if [ "${1:-}" = fuzz ]; then packages+=(clang libclang-rt-dev); fi
 missing=()
