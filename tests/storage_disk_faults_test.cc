@@ -242,7 +242,7 @@ class SmallFileSystem {
 
 }  // namespace
 
-TEST_CASE("disk faults: a full file system is a Full error; nothing acknowledged is lost, and writes go on once space returns") {
+TEST_CASE("disk faults: a full file system is a Full error, nothing acknowledged is lost, and writes go on once space returns") {
   TempDir dir;
   const std::string mount_point = dir.path() + "/small";
   SmallFileSystem fs(mount_point, std::size_t{4} << 20);
