@@ -227,7 +227,9 @@ TEST_CASE("e2e disk full: a leader with a full disk refuses writes with no-space
   // Nothing acknowledged was lost: linearizable reads through the cluster, and serializable
   // reads at the member that was full.
   net::Client reader(cluster.options(15s));
-  for (const auto& [path, value] : acknowledged) {
+  for (const auto& row : acknowledged) {
+    // Named copies, not structured bindings: lambdas (and doctest's macros) capture them.
+    const std::string path = row.first, value = row.second;
     net::ClientRequest request;
     request.kind = net::RequestKind::Get;
     request.path = path;
@@ -276,7 +278,8 @@ TEST_CASE("e2e disk full: a follower with a full disk falls behind while the clu
   REQUIRE_MESSAGE(eventually(15s, [&] { return holds(cluster, full, "/f/30", "w30", true); }), cluster.log_tail(full, 60));
   CHECK(cluster.process(full).pid() == full_pid);
   CHECK(cluster.running(full));
-  for (const auto& [path, value] : acknowledged) {
+  for (const auto& row : acknowledged) {
+    const std::string path = row.first, value = row.second;
     CHECK_MESSAGE(holds(cluster, full, path, value, true), path);
     CHECK_MESSAGE(holds(cluster, *leader, path, value, false), path);
   }
