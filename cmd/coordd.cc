@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-forward", no_forward,
                "Answer writes that reach this member while it follows with NotLeader (the leader's address) "
                "instead of forwarding them to the leader");
+  std::uint64_t disk_reserve_mb = options.host.disk_full.reserve_bytes >> 20;
+  app.add_option("--disk-reserve-mb", disk_reserve_mb,
+                 "Refuse writes (no-space, 103) while less than this much is free on the data directory's file "
+                 "system; serializable reads go on, and writes resume by themselves when space returns (0: only "
+                 "when the file system is full)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
 
@@ -118,6 +124,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   options.host.snapshot_every_entries = snapshot_every;
+  options.host.disk_full.reserve_bytes = disk_reserve_mb << 20;
   const std::uint64_t ticks = (request_timeout_ms + options.tick_ms - 1) / std::max<std::uint64_t>(options.tick_ms, 1);
   options.host.request_timeout_ticks = static_cast<int>(std::max<std::uint64_t>(ticks, 1));
   options.forward.timeout_ms = request_timeout_ms;

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <optional>
 #include <utility>
+#include <vector>
 
+#include "kv/record_checksum.h"
 #include "raft/assert.h"
 
 namespace coord::kv {
@@ -34,9 +36,30 @@ std::string_view view(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
+// Every value is stored behind its checksum (kv/record_checksum.h). The "format" database,
+// beside the tables, says so; a store without it was written by a build that kept no checksums
+// and gets them added when it is opened.
+constexpr const char* format_db_name = "format";
+constexpr std::string_view checksum_key = "record_checksum";
+constexpr std::string_view checksum_kind = "crc32c-v1";
+// The error code a checksum failure carries (the same as LMDB's own "located page was wrong
+// type"), so that callers can tell damage from a transient failure.
+constexpr int corrupt_code = MDB_CORRUPTED;
+
+// The value behind its checksum, or an exception naming the file, the table and the key.
+std::string_view checked(const std::string& file, Table table, std::string_view key, std::string_view stored) {
+  CheckedValue c = read_checked_value(table, key, stored);
+  if (!c.problem.empty()) {
+    throw StorageError(corrupt_code, fmt::format("kv store {}: corrupt: table {}, key \"{}\": {}", file,
+                                                 table_name(table), printable_key(key), c.problem));
+  }
+  return c.value;
+}
+
 class LmdbCursor final : public Cursor {
  public:
-  LmdbCursor(MDB_txn* txn, MDB_dbi dbi, int& open_cursors) : open_cursors_(open_cursors) {
+  LmdbCursor(MDB_txn* txn, MDB_dbi dbi, Table table, const std::string& file, int& open_cursors)
+      : table_(table), file_(file), open_cursors_(open_cursors) {
     check(mdb_cursor_open(txn, dbi, &cursor_), "mdb_cursor_open");
     ++open_cursors_;
   }
@@ -68,7 +91,7 @@ class LmdbCursor final : public Cursor {
   }
   std::string_view value() const override {
     COORD_ASSERT(positioned_, "value() on an unpositioned cursor");
-    return view(value_);
+    return checked_value_;
   }
 
  private:
@@ -76,9 +99,13 @@ class LmdbCursor final : public Cursor {
     const int rc = mdb_cursor_get(cursor_, &key_, &value_, op);
     if (rc == MDB_NOTFOUND) return positioned_ = false;
     check(rc, "mdb_cursor_get");
+    checked_value_ = checked(file_, table_, view(key_), view(value_));
     return positioned_ = true;
   }
 
+  Table table_;
+  const std::string& file_;
+  std::string_view checked_value_;
   MDB_cursor* cursor_ = nullptr;
   int& open_cursors_;
   MDB_val key_{};
@@ -90,8 +117,8 @@ class LmdbCursor final : public Cursor {
 // its cursors itself, so a cursor outliving it would be freed twice).
 class LmdbTxn : public WriteTxn {
  public:
-  LmdbTxn(MDB_env* env, const std::array<MDB_dbi, table_count>& dbis, bool read_only)
-      : dbis_(dbis), read_only_(read_only) {
+  LmdbTxn(MDB_env* env, const std::array<MDB_dbi, table_count>& dbis, const std::string& file, bool read_only)
+      : dbis_(dbis), file_(file), read_only_(read_only) {
     check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn_), "mdb_txn_begin");
   }
   ~LmdbTxn() override {
@@ -108,19 +135,22 @@ class LmdbTxn : public WriteTxn {
     const int rc = mdb_get(txn_, dbi(table), &k, &v);
     if (rc == MDB_NOTFOUND) return std::nullopt;
     check(rc, "mdb_get");
-    return std::string(view(v));
+    return std::string(checked(file_, table, key, view(v)));
   }
 
   std::unique_ptr<Cursor> cursor(Table table) const override {
     COORD_ASSERT(txn_, "use after commit");
-    return std::make_unique<LmdbCursor>(txn_, dbi(table), open_cursors_);
+    return std::make_unique<LmdbCursor>(txn_, dbi(table), table, file_, open_cursors_);
   }
 
   void put(Table table, std::string_view key, std::string_view value) override {
     writable();
     MDB_val k = val(key);
-    MDB_val v = val(value);
-    check(mdb_put(txn_, dbi(table), &k, &v, 0), "mdb_put");
+    MDB_val v;
+    v.mv_size = record_checksum_bytes + value.size();
+    // MDB_RESERVE: LMDB makes the room, the checksum and the value are written straight into it.
+    check(mdb_put(txn_, dbi(table), &k, &v, MDB_RESERVE), "mdb_put");
+    write_checked_value(table, key, value, static_cast<char*>(v.mv_data));
   }
 
   void erase(Table table, std::string_view key) override {
@@ -151,19 +181,20 @@ class LmdbTxn : public WriteTxn {
 
   MDB_txn* txn_ = nullptr;
   const std::array<MDB_dbi, table_count>& dbis_;
+  const std::string& file_;
   bool read_only_;
   mutable int open_cursors_ = 0;
 };
 
 }  // namespace
 
-LmdbStorage::LmdbStorage(const LmdbOptions& options) {
+LmdbStorage::LmdbStorage(const LmdbOptions& options) : file_(options.directory + "/data.mdb") {
   if (::mkdir(options.directory.c_str(), 0755) != 0 && errno != EEXIST) {
     throw StorageError(errno, fmt::format("mkdir {}: {}", options.directory, std::strerror(errno)));
   }
   check(mdb_env_create(&env_), "mdb_env_create");
   try {
-    check(mdb_env_set_maxdbs(env_, table_count), "mdb_env_set_maxdbs");
+    check(mdb_env_set_maxdbs(env_, table_count + 1), "mdb_env_set_maxdbs");
     check(mdb_env_set_mapsize(env_, options.map_bytes), "mdb_env_set_mapsize");
     check(mdb_env_set_maxreaders(env_, options.readers_max), "mdb_env_set_maxreaders");
     // MDB_NOTLS: read transactions belong to their object, not their thread, so a pinned view
@@ -184,7 +215,13 @@ LmdbStorage::LmdbStorage(const LmdbOptions& options) {
         fail(rc, "mdb_dbi_open");
       }
     }
+    const int rc = add_checksums(txn);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      fail(rc, "adding checksums");
+    }
     check(mdb_txn_commit(txn), "mdb_txn_commit");
+    if (options.verify) verify();
   } catch (...) {
     mdb_env_close(env_);
     throw;
@@ -193,16 +230,65 @@ LmdbStorage::LmdbStorage(const LmdbOptions& options) {
 
 LmdbStorage::~LmdbStorage() { mdb_env_close(env_); }
 
+int LmdbStorage::add_checksums(MDB_txn* txn) {
+  MDB_dbi format = 0;
+  int rc = mdb_dbi_open(txn, format_db_name, MDB_CREATE, &format);
+  if (rc != MDB_SUCCESS) return rc;
+  MDB_val k = val(checksum_key);
+  MDB_val v;
+  rc = mdb_get(txn, format, &k, &v);
+  if (rc == MDB_SUCCESS) {
+    if (view(v) != checksum_kind) {
+      throw StorageError(corrupt_code, fmt::format("kv store {}: records use checksum \"{}\", this build knows "
+                                                   "only \"{}\"", file_, view(v), checksum_kind));
+    }
+    return MDB_SUCCESS;
+  }
+  if (rc != MDB_NOTFOUND) return rc;
+  // Written by a build without checksums (or brand new): every value gets its checksum, in the
+  // same transaction as the marker, so a crash leaves the old form or the new one.
+  for (std::size_t t = 0; t < table_count; ++t) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    MDB_cursor* cursor = nullptr;
+    if ((rc = mdb_cursor_open(txn, dbis_[t], &cursor)) != MDB_SUCCESS) return rc;
+    MDB_val ck, cv;
+    for (rc = mdb_cursor_get(cursor, &ck, &cv, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &ck, &cv, MDB_NEXT)) {
+      rows.emplace_back(view(ck), view(cv));
+    }
+    mdb_cursor_close(cursor);
+    if (rc != MDB_NOTFOUND) return rc;
+    for (const auto& [key, value] : rows) {
+      MDB_val rk = val(key);
+      MDB_val rv;
+      rv.mv_size = record_checksum_bytes + value.size();
+      if ((rc = mdb_put(txn, dbis_[t], &rk, &rv, MDB_RESERVE)) != MDB_SUCCESS) return rc;
+      write_checked_value(static_cast<Table>(t), key, value, static_cast<char*>(rv.mv_data));
+    }
+  }
+  MDB_val marker = val(checksum_kind);
+  return mdb_put(txn, format, &k, &marker, 0);
+}
+
+void LmdbStorage::verify() {
+  auto txn = read();
+  for (std::size_t t = 0; t < table_count; ++t) {
+    auto cursor = txn->cursor(static_cast<Table>(t));
+    for (bool more = cursor->seek(""); more; more = cursor->next()) {
+    }  // moving checks each row's checksum, and throws at the first that fails
+  }
+}
+
 std::unique_ptr<ReadTxn> LmdbStorage::read() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, /*read_only=*/true);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true);
 }
 
 std::unique_ptr<ReadTxn> LmdbStorage::pin() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, /*read_only=*/true);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true);
 }
 
 std::unique_ptr<WriteTxn> LmdbStorage::write() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, /*read_only=*/false);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/false);
 }
 
 void LmdbStorage::sync() { check(mdb_env_sync(env_, 1), "mdb_env_sync"); }

@@ -2,7 +2,9 @@
 // named database per table. LMDB gives what the state machine needs: write transactions that
 // commit atomically (so after a crash the state is that of some applied index), and read
 // transactions that see a fixed version while the writer continues (snapshots without
-// stopping writes).
+// stopping writes). Every value is stored behind a CRC-32C of its table, key and value
+// (kv/record_checksum.h), checked on every read: damage is a StorageError with code
+// MDB_CORRUPTED naming the file, the table and the key, never data.
 #pragma once
 
 #include <array>
@@ -13,6 +15,7 @@
 #include "kv/storage.h"
 
 struct MDB_env;
+struct MDB_txn;
 
 namespace coord::kv {
 
@@ -25,6 +28,10 @@ struct LmdbOptions {
   bool sync = true;
   // Concurrent read transactions (reads plus snapshots in progress).
   unsigned readers_max = 126;
+  // Read every row once at open and check its checksum (a StorageError naming the file, the
+  // table and the key if one fails). Rows are checked whenever they are read anyway; this finds
+  // damage before the store serves anything, at the cost of reading it all.
+  bool verify = true;
 };
 
 class LmdbStorage final : public Storage {
@@ -47,6 +54,11 @@ class LmdbStorage final : public Storage {
   std::size_t key_bytes_max() const override;
 
  private:
+  // Marks a new store as checksummed, or adds the checksums to one written without them.
+  int add_checksums(MDB_txn* txn);
+  void verify();
+
+  std::string file_;  // DIR/data.mdb, for messages
   MDB_env* env_ = nullptr;
   std::array<unsigned, table_count> dbis_{};
 };

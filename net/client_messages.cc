@@ -31,6 +31,7 @@ std::string to_string(ErrorCode code) {
     case ErrorCode::NotLeader: return "not-leader";
     case ErrorCode::Unavailable: return "unavailable";
     case ErrorCode::Timeout: return "timeout";
+    case ErrorCode::NoSpace: return "no-space";
     default: break;
   }
   return fmt::format("unknown-{}", n);
@@ -42,7 +43,8 @@ ErrorCode from_kv(kv::Error error) {
 }
 
 bool retryable(ErrorCode code) {
-  return code == ErrorCode::NotLeader || code == ErrorCode::Unavailable || code == ErrorCode::Timeout;
+  return code == ErrorCode::NotLeader || code == ErrorCode::Unavailable || code == ErrorCode::Timeout ||
+         code == ErrorCode::NoSpace;
 }
 
 ClientResponse error_response(std::uint64_t id, ErrorCode error, std::string message) {

@@ -57,6 +57,9 @@ enum class ErrorCode : std::uint16_t {
   NotLeader = 100,
   Unavailable = 101,
   Timeout = 102,
+  // The member's disk is full: it refused the write (or could not make it durable, and the
+  // write may still apply). Retryable with the same sequence; another member may lead soon.
+  NoSpace = 103,
 };
 
 const char* to_string(RequestKind kind);

@@ -38,7 +38,10 @@ std::chrono::milliseconds MemberRoute::take_pause() {
 
 Answer classify(const ClientResponse& response) {
   if (response.error == ErrorCode::NotLeader) return Answer::Redirect;
-  if (response.error == ErrorCode::Unavailable || response.error == ErrorCode::Timeout) return Answer::Retry;
+  if (response.error == ErrorCode::Unavailable || response.error == ErrorCode::Timeout ||
+      response.error == ErrorCode::NoSpace) {
+    return Answer::Retry;  // NoSpace: this member's disk is full; another may lead soon
+  }
   return Answer::Final;
 }
 

@@ -39,7 +39,8 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       self_client_address_(std::move(self_client_address)),
       output_(output),
       disk_(disk),
-      watches_(options.watch) {
+      watches_(options.watch),
+      disk_full_(options.disk_full) {
   open_stores(data_dir);
   raft::RestoreState restore = log_->load();
   // The state machine commits on its own, after the log: it may be behind the log's snapshot
@@ -146,6 +147,10 @@ void ReplicaHost::tick() {
   watches_.heartbeat(
       *sm_, wall_ticks_, [this](ConnectionId c) { return output_.queued_bytes(c); },
       [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
+  if (persisting_ && disk_full_.retry_due(wall_ticks_)) {
+    disk_full_.retry_started();
+    persist_in_flight();
+  }
   if (persisting_) {
     // Overdue ticks collapse, as a timer wheel's do: a long fsync must not fire a burst of
     // elections afterwards.
@@ -191,6 +196,12 @@ void ReplicaHost::request(ConnectionId connection, const ClientRequest& request)
                           ((request.kind == RequestKind::Get || request.kind == RequestKind::Exists ||
                             request.kind == RequestKind::List || request.kind == RequestKind::Range) &&
                            !request.serializable);
+  if (disk_full_.active() && needs_core) {
+    if (auto refused = refused_for_space(request)) {
+      output_.respond(connection, *refused);
+      return;
+    }
+  }
   if (persisting_ && needs_core) {
     const std::size_t bytes = 64 + request.command.size() + request.path.size() + request.start_after.size();
     if (!enqueue(QueuedRequest{connection, request}, bytes)) {
@@ -504,13 +515,28 @@ void ReplicaHost::start_ready() {
   // The loop thread does not touch the log store until `persisted` runs.
   in_flight_ = std::move(ready);
   persisting_ = true;
+  persist_in_flight();
+}
+
+void ReplicaHost::persist_in_flight() {
   in_start_ready_ = true;
   disk_.run(
       [this] {
         try {
+          std::uint64_t bytes = 0;
+          for (const raft::Entry& e : in_flight_->entries) bytes += e.data.size() + 32;
+          if (in_flight_->snapshot && in_flight_->snapshot->data) bytes += in_flight_->snapshot->data->size();
+          if (auto no_room = lacks_room(log_->directory(), bytes, options_.disk_full)) {
+            persist_no_space_ = std::move(*no_room);
+            return;
+          }
           log_->write(*in_flight_);
         } catch (const storage::LogStoreError& e) {
-          persist_error_ = fmt::format("raft log write failed ({}): {}", storage::to_string(e.kind()), e.what());
+          if (e.kind() == storage::LogStoreError::Kind::Full) {
+            persist_no_space_ = e.what();  // nothing was written: retry once there is room
+          } else {
+            persist_error_ = fmt::format("raft log write failed ({}): {}", storage::to_string(e.kind()), e.what());
+          }
         } catch (const std::exception& e) {
           // Nothing may escape a thread-pool thread; whatever it was, the write did not happen.
           persist_error_ = fmt::format("raft log write failed: {}", e.what());
@@ -526,6 +552,16 @@ void ReplicaHost::start_ready() {
 }
 
 void ReplicaHost::persisted() {
+  if (!persist_no_space_.empty() && persist_error_.empty()) {
+    hold_for_space(std::exchange(persist_no_space_, {}));
+    return;
+  }
+  persist_no_space_.clear();
+  if (disk_full_.active() && persist_error_.empty()) {
+    spdlog::warn("disk space is back: the held log write went through after {} attempts; serving writes again",
+                 disk_full_.attempts());
+    disk_full_.recovered();
+  }
   persisting_ = false;
   raft::Ready ready = std::move(*in_flight_);
   in_flight_.reset();
@@ -536,6 +572,46 @@ void ReplicaHost::persisted() {
   finish_ready(ready);
   // After an asynchronous write, nobody else will pump until the loop's next iteration.
   if (!persist_done_inline_) pump();
+}
+
+void ReplicaHost::hold_for_space(std::string reason) {
+  // in_flight_ stays, persisting_ stays true: the core waits, its messages stay unsent.
+  const bool entering = !disk_full_.active();
+  disk_full_.failed(std::move(reason), wall_ticks_);
+  if (!entering) {
+    spdlog::debug("disk still full (attempt {}): {}", disk_full_.attempts(), disk_full_.reason());
+    return;
+  }
+  spdlog::error("disk full: refusing writes, serving serializable reads, retrying the held log write: {}",
+                disk_full_.reason());
+  // Writes waiting for their entries: those may still commit (on this member once space
+  // returns, or through another leader that has them), so the outcome is unknown; answered now
+  // rather than left to hang, since this member cannot time them out while the core waits.
+  for (const auto& [index, w] : pending_writes_) {
+    output_.respond(w.connection, error_response(w.request_id, ErrorCode::NoSpace,
+                                                 fmt::format("{}; the write may still apply: retry with the "
+                                                             "same sequence", disk_full_.reason())));
+  }
+  for (const auto& [read_id, r] : pending_reads_) {
+    output_.respond(r.connection, error_response(r.request.id, ErrorCode::Unavailable,
+                                                 fmt::format("{}; this member cannot confirm linearizable "
+                                                             "reads now: retry on another member",
+                                                             disk_full_.reason())));
+  }
+  pending_writes_.clear();
+  pending_reads_.clear();
+}
+
+std::optional<ClientResponse> ReplicaHost::refused_for_space(const ClientRequest& request) const {
+  if (request.kind == RequestKind::Write) {
+    return error_response(request.id, ErrorCode::NoSpace,
+                          fmt::format("member {} refuses writes: {}", self_.name, disk_full_.reason()));
+  }
+  // Linearizable reads and LeaseTtl need the core, which waits for the held write.
+  return error_response(request.id, ErrorCode::Unavailable,
+                        fmt::format("member {} cannot confirm linearizable reads ({}): retry on another "
+                                    "member, or read serializable",
+                                    self_.name, disk_full_.reason()));
 }
 
 void ReplicaHost::finish_ready(raft::Ready& ready) {
@@ -691,11 +767,23 @@ void ReplicaHost::finish_snapshot() {
   // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
   node_->compact(index, data);
   if (node_->snapshot_meta().index != index) return;  // the core keeps what is not yet durable
+  if (auto no_room = lacks_room(log_->directory(), data->size(), options_.disk_full)) {
+    // The log keeps its older snapshot and every entry after it, which load() restarts from
+    // just as well; the core's newer snapshot serves lagging followers meanwhile.
+    spdlog::warn("snapshot at {} not saved to the log: {}", index, *no_room);
+    last_snapshot_index_ = index;
+    return;
+  }
   try {
     // save_snapshot before drop_prefix: a crash in between leaves both, never neither.
     log_->save_snapshot(node_->snapshot_meta(), data);
     log_->drop_prefix(index);
   } catch (const storage::LogStoreError& e) {
+    if (e.kind() == storage::LogStoreError::Kind::Full) {
+      spdlog::warn("snapshot at {} not saved to the log: {}", index, e.what());
+      last_snapshot_index_ = index;
+      return;
+    }
     fail(fmt::format("saving the snapshot at {} failed ({}): {}", index, storage::to_string(e.kind()), e.what()));
     return;
   }

@@ -33,6 +33,9 @@
 // output (HostOutput::forward), with its command bytes, so its session and sequence, unchanged;
 // a forwarded request is never forwarded again (one hop), it is answered NotLeader instead.
 //
+// A full disk is not a failure: see net/disk_full.h (the held Ready is retried, writes get
+// NoSpace, serializable reads go on).
+//
 // Fail-stop: when the log store or the state machine's storage fails, or the core reports a
 // fault, the host stops taking input and tells its output (fatal); the process must restart
 // from disk. A failed fsync cannot be retried safely (the kernel may have dropped the pages).
@@ -56,6 +59,7 @@
 #include "net/client_messages.h"
 #include "net/cluster_config.h"
 #include "net/connection.h"
+#include "net/disk_full.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -114,6 +118,8 @@ struct HostOptions {
   // Where the machine's boot id is read; tests point it at a file of their own.
   std::string boot_id_path = boot_id_path_default;
   std::size_t log_map_bytes = storage::log_map_bytes_default;
+  // A full disk: free space kept in reserve, retry pauses (net/disk_full.h).
+  DiskFullOptions disk_full;
 };
 
 // Where the host's effects go: the peer transport, the client port, the process.
@@ -220,6 +226,12 @@ class ReplicaHost {
   void do_request(ConnectionId connection, const ClientRequest& request);
   void start_ready();
   void persisted();
+  // Runs the log write of in_flight_ on the disk executor; persisted() follows.
+  void persist_in_flight();
+  // The held write failed for lack of space (net/disk_full.h).
+  void hold_for_space(std::string reason);
+  // A request the host cannot serve while its disk is full; nullopt when it can.
+  std::optional<ClientResponse> refused_for_space(const ClientRequest& request) const;
   void finish_ready(raft::Ready& ready);
   void install_snapshot(const raft::Snapshot& snapshot);
   void apply_committed(const std::vector<raft::Entry>& committed);
@@ -298,6 +310,8 @@ class ReplicaHost {
   // read on the loop thread after the executor's hand-over).
   std::optional<raft::Ready> in_flight_;
   std::string persist_error_;
+  std::string persist_no_space_;  // like persist_error_, for a write refused for lack of space
+  DiskFullState disk_full_{DiskFullOptions{}};
   bool persisting_ = false;
   bool persist_done_inline_ = false;
   bool in_start_ready_ = false;

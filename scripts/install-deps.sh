@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
+  libisal-dev  # CRC-32C of every stored record (storage/crc32c.h, kv/record_checksum.h)
   libuv1-dev libflatbuffers-dev flatbuffers-compiler liblmdb-dev
   libfmt-dev doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   prometheus-cpp-dev

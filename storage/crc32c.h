@@ -1,7 +1,8 @@
 // CRC-32C (Castagnoli), the checksum on every record the log store writes. Chosen over a
-// faster hash because it needs no dependency (libxxhash-dev is not in the package set) and,
-// unlike a general hash, guarantees to catch every burst error up to 32 bits, which is the
-// failure a flipped or torn disk sector produces.
+// general hash because, unlike one, it guarantees to catch every burst error up to 32 bits,
+// which is the failure a flipped or torn disk sector produces. Computed by Intel's ISA-L
+// (Debian's libisal-dev), which picks the CPU's CRC32 instruction at run time; the values are
+// the standard CRC-32C ones, so data directories written by earlier builds still load.
 #pragma once
 
 #include <cstdint>

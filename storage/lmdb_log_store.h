@@ -6,7 +6,8 @@
 // fsync) covers the whole batch. See storage/README.md for the layout and the guarantees.
 //
 // Errors are LogStoreError exceptions. A refused or failed call that never reached the commit
-// changed nothing, and the store stays usable; a failed commit leaves the disk in a state this
+// changed nothing, and the store stays usable, as after a Full error (no space: the commit
+// failed before anything could become visible); any other failed commit leaves the disk in a state this
 // process can no longer vouch for (an fsync error may have dropped pages silently), so the store
 // refuses everything after it and the host must fail-stop and restart from load().
 // Single-threaded: the host's event loop owns the store.
@@ -42,7 +43,9 @@ class LogStoreError : public std::runtime_error {
  public:
   enum class Kind : std::uint8_t {
     Io,       // the OS or LMDB failed (errno or LMDB code in code())
-    Full,     // the map is full (MDB_MAP_FULL) or one write is too big for a transaction
+    Full,     // the map is full (MDB_MAP_FULL), one write is too big for a transaction, or the
+              // file system has no room (ENOSPC, EDQUOT, a short write): nothing was written,
+              // the store stays usable, and the same call may be retried
     Corrupt,  // a checksum, record or log invariant does not hold on disk
     Invalid,  // the caller broke a storage rule (a gap, a term going backwards, ...)
     InUse,    // another process (or another store in this one) has the directory open
