@@ -900,7 +900,8 @@ int main(int argc, char** argv) {
       "watch and lease keepalive run until interrupted (SIGINT/SIGTERM: exit 0).\n"
       "lock exits with its COMMAND's status (128+N when a signal N ended it), 4 when the lock was\n"
       "lost (COMMAND was stopped); elect exits 0 once interrupted and resigned, 4 when leadership\n"
-      "was lost.",
+      "was lost.\n"
+      "Membership: member list|add|promote|remove (coordctl member --help; error codes 103-106).",
       kDefaultEndpoints));
   app.require_subcommand(1);
   // Global flags may also follow the command: `coordctl get /a --json`.
