@@ -160,11 +160,13 @@ void ReplicaHost::set_client_address(raft::NodeId id, std::string address) {
 }
 
 bool ReplicaHost::peer_hello(const PeerHello& hello) {
-  const MemberConfig* by_id = find_member(hello.from);
-  const MemberConfig* by_name = find_member(hello.name);
-  if ((by_id != nullptr && by_id->name != hello.name) || (by_name != nullptr && by_name->id != hello.from)) {
-    spdlog::warn("peer hello from {} (id {}) contradicts member {} (id {})", hello.name, hello.from,
-                 by_id != nullptr ? by_id->name : by_name->name, by_id != nullptr ? by_id->id : by_name->id);
+  // A hello must not contradict a current member: its id under another name, or its name under
+  // another id. (A removed member's name may come back under a new id.)
+  const raft::ConfState& conf = node_->conf();
+  auto current = [&](raft::NodeId id) { return raft::is_voter(conf, id) || raft::is_learner(conf, id); };
+  for (const auto& [id, m] : members_) {
+    if (!current(id) || (id == hello.from) == (m.name == hello.name)) continue;
+    spdlog::warn("peer hello from {} (id {}) contradicts member {} (id {})", hello.name, hello.from, m.name, id);
     return false;
   }
   set_client_address(hello.from, hello.client_address);
@@ -537,6 +539,7 @@ void ReplicaHost::apply_membership(const std::vector<raft::Entry>& committed) {
     if (!change) continue;  // the core skipped it too
     if (change->type == raft::ConfChangeType::RemoveNode) {
       if (change->node != self_.id && members_.erase(change->node) > 0) changed = true;
+      heard_.erase(change->node);
       spdlog::info("membership: member id {} removed at index {}", change->node, e.index);
       continue;
     }
