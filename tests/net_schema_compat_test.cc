@@ -281,6 +281,15 @@ const reflection::Object* find_object(const reflection::Schema& s, const std::st
   return nullptr;
 }
 
+// Linear rather than Vector::LookupByKey, whose inlined strcmp GCC's -Wstringop-overread
+// misjudges under the sanitizers.
+const reflection::Field* find_field(const reflection::Object& o, const std::string& name) {
+  for (const reflection::Field* f : *o.fields()) {
+    if (f->name()->str() == name) return f;
+  }
+  return nullptr;
+}
+
 const reflection::Enum* find_enum(const reflection::Schema& s, const std::string& name) {
   for (const reflection::Enum* e : *s.enums()) {
     if (short_name(e->name()) == name) return e;
@@ -313,7 +322,7 @@ std::vector<std::string> incompatibilities(const reflection::Schema& prev, const
     int prev_id_max = -1;
     for (const reflection::Field* pf : *po->fields()) {
       prev_id_max = std::max<int>(prev_id_max, pf->id());
-      const reflection::Field* cf = co->fields()->LookupByKey(pf->name()->c_str());
+      const reflection::Field* cf = find_field(*co, pf->name()->str());
       const std::string field = table + "." + pf->name()->str();
       if (cf == nullptr) {
         out.push_back(field + " removed");
@@ -324,7 +333,7 @@ std::vector<std::string> incompatibilities(const reflection::Schema& prev, const
       }
     }
     for (const reflection::Field* cf : *co->fields()) {
-      if (po->fields()->LookupByKey(cf->name()->c_str()) == nullptr && cf->id() <= prev_id_max) {
+      if (find_field(*po, cf->name()->str()) == nullptr && cf->id() <= prev_id_max) {
         out.push_back(table + "." + cf->name()->str() + " added with id " + std::to_string(cf->id()) +
                       ", not after the previous fields");
       }
