@@ -2,7 +2,11 @@
 //
 //   coord-sim [--seed N | --seeds A..B] [--nodes 3|5] [--faults none|all|network,clock,...]
 //             [--workload raft|kv|watch|locks] [--time SECONDS] [--trace FILE] [--jobs J]
-//             [--no-fencing]
+//             [--no-fencing] [--timeline FILE.html]
+//
+// --timeline (one seed only) writes a self-contained HTML page of the run: a lane per replica
+// (role, term, down, paused), the faults where they act, the clients' operations (for locks:
+// holdings and guarded writes with their tokens) and the violation, if any (sim/timeline_html.h).
 //
 // One line per seed; a failed seed adds "VIOLATION seed=N invariant=NAME" and the events before
 // it. The last line is always "N passed, M failed". Exit status: 0 all passed, 1 some failed,
@@ -14,6 +18,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -21,6 +26,8 @@
 #include "sim/faults.h"
 #include "sim/runner.h"
 #include "sim/simulation.h"
+#include "sim/timeline.h"
+#include "sim/timeline_html.h"
 
 namespace {
 
@@ -65,6 +72,7 @@ int main(int argc, char** argv) {
   std::string trace_path;
   int jobs = 1;
   bool no_fencing = false;
+  std::string timeline_path;
 
   auto* seed_opt = app.add_option("--seed", seed, "Run this one seed (default 1)");
   auto* seeds_opt = app.add_option("--seeds", seeds, "Run a range of seeds, A..B inclusive");
@@ -83,6 +91,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-fencing", no_fencing,
                "locks only: the storage accepts every write, token or not (must break mutual exclusion "
                "on some seed)");
+  app.add_option("--timeline", timeline_path,
+                 "Write a picture of the run to FILE.html (one seed only): a lane per replica with its role "
+                 "and term, faults where they act, client operations (locks: holdings and guarded writes "
+                 "with tokens) and the violation; self-contained, opens from disk")
+      ->type_name("FILE.html");
   app.add_option("--jobs", jobs, "Run seeds on J threads (output stays in seed order; default 1)");
 
   try {
@@ -110,6 +123,9 @@ int main(int argc, char** argv) {
     if (!r) return usage_error(error);
     range = *r;
   }
+  if (!timeline_path.empty() && range.first != range.last) {
+    return usage_error("--timeline draws one run: use it with --seed N (or a one-seed --seeds N..N)");
+  }
 
   Options base;
   base.nodes = nodes;
@@ -118,6 +134,14 @@ int main(int argc, char** argv) {
   base.time_s = time_s;
   base.fencing = !no_fencing;
   if (auto problem = validate(base)) return usage_error(*problem);
+  Timeline timeline;
+  std::ofstream timeline_file;
+  if (!timeline_path.empty()) {
+    // Opened before the run, so a bad path is a usage error and not an hour's run lost.
+    timeline_file.open(timeline_path, std::ios::binary | std::ios::trunc);
+    if (!timeline_file) return usage_error("cannot open timeline file '" + timeline_path + "'");
+    base.timeline = &timeline;
+  }
 
   if (!trace_path.empty()) {
     g_trace_file = std::fopen(trace_path.c_str(), "wb");
@@ -148,7 +172,14 @@ int main(int argc, char** argv) {
     g_trace_file = nullptr;
     if (std::fclose(file) != 0) trace_write_failed = true;
   }
+  bool timeline_write_failed = false;
+  if (!timeline_path.empty()) {
+    timeline_file << timeline_html(timeline);
+    timeline_file.close();
+    timeline_write_failed = !timeline_file;
+    if (timeline_write_failed) std::cerr << "coord-sim: writing the timeline file '" << timeline_path << "' failed\n";
+  }
   if (trace_write_failed) std::cerr << "coord-sim: writing the trace file '" << trace_path << "' failed\n";
   std::cout << totals_line(g_passed.load(), g_failed.load()) << std::endl;
-  return g_failed.load() == 0 && !trace_write_failed ? 0 : kExitFailed;
+  return g_failed.load() == 0 && !trace_write_failed && !timeline_write_failed ? 0 : kExitFailed;
 }

@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
   app.add_option("--snapshot-every", snapshot_every,
                  "Snapshot the state and compact the log every this many applied entries (0: never)")
       ->capture_default_str();
+  app.add_option("--snapshot-log-ratio", options.host.snapshot_log_ratio,
+                 "...and only once the entries applied since the last snapshot hold this many times its size "
+                 "(bounds the snapshot cost per byte written as the state grows; 0: entries only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--request-timeout-ms", request_timeout_ms,
                  "Answer Timeout to a request not done within this long")
       ->capture_default_str();
@@ -91,6 +96,9 @@ int main(int argc, char** argv) {
                  "watch-overflow (11); the client may resume it")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_flag("--kv-sync", options.host.kv_sync,
+               "fsync the state machine on every commit (default: only the Raft log is synced; the state replays "
+               "it after a crash, and is rebuilt from it after a machine crash)");
   app.add_flag("--no-forward", no_forward,
                "Answer writes that reach this member while it follows with NotLeader (the leader's address) "
                "instead of forwarding them to the leader");

@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "fuzz/frame_stream.h"
 #include "fuzz/fuzz_util.h"
 #include "fuzz/kv_state.h"
 #include "kv/codec.h"
@@ -41,31 +42,6 @@ using net::ErrorCode;
 // ClientServerOptions::request_bytes_max's default (the server sets it from the kv limits).
 constexpr std::size_t request_bytes_max = std::size_t{4} << 20;
 constexpr std::size_t frames_max = 64;
-
-struct Read {
-  std::vector<net::Frame> frames;
-  net::FrameError error = net::FrameError::None;
-};
-
-Read read_frames(std::string_view stream, std::uint8_t cut) {
-  net::FrameReader reader(request_bytes_max);
-  Read out;
-  std::uint64_t state = cut;
-  while (!stream.empty()) {
-    std::size_t n = stream.size();
-    if (cut != 0) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      n = std::min<std::size_t>(stream.size(), 1 + (state >> 33) % 64);
-    }
-    reader.feed(stream.substr(0, n));
-    stream.remove_prefix(n);
-    while (auto frame = reader.next()) {
-      if (out.frames.size() < frames_max) out.frames.push_back(std::move(*frame));
-    }
-  }
-  out.error = reader.error();
-  return out;
-}
 
 // What goes back on the connection: it must come out the other end as it went in.
 void respond(const ClientResponse& response) {
@@ -199,14 +175,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t cut = data[0];
   const std::string_view stream(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  const Read whole = read_frames(stream, 0);
-  const Read pieces = read_frames(stream, cut == 0 ? 1 : cut);
-  FUZZ_CHECK(whole.frames == pieces.frames && whole.error == pieces.error,
-             "the frames depend on how the stream was cut (%zu vs %zu frames)", whole.frames.size(),
-             pieces.frames.size());
-  std::string again;
-  for (const net::Frame& f : whole.frames) net::append_frame(again, f.kind, f.payload);
-  FUZZ_CHECK(stream.substr(0, again.size()) == again, "frames do not re-encode to their bytes");
+  const fuzz::FrameRead whole = fuzz::read_frames_checked(stream, cut, request_bytes_max, frames_max);
 
   kv::MemoryStorage storage;
   kv::StateMachine sm(storage);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/frame_stream.h"
 #include "fuzz/fuzz_util.h"
 #include "fuzz/raft_host.h"
 #include "net/frame.h"
@@ -29,32 +30,6 @@ using namespace coord;
 constexpr raft::NodeId self = 1;
 constexpr const char* cluster_token = "fuzz-cluster";
 constexpr std::size_t frames_max = 256;
-
-struct Read {
-  std::vector<net::Frame> frames;
-  net::FrameError error = net::FrameError::None;
-};
-
-// Feeds `stream` in pieces whose sizes come from `cut` (0: all at once), draining after each.
-Read read_frames(std::string_view stream, std::uint8_t cut) {
-  net::FrameReader reader(net::raft_message_bytes_max);
-  Read out;
-  std::uint64_t state = cut;
-  while (!stream.empty()) {
-    std::size_t n = stream.size();
-    if (cut != 0) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      n = std::min<std::size_t>(stream.size(), 1 + (state >> 33) % 64);
-    }
-    reader.feed(stream.substr(0, n));
-    stream.remove_prefix(n);
-    while (auto frame = reader.next()) {
-      if (out.frames.size() < frames_max) out.frames.push_back(std::move(*frame));
-    }
-  }
-  out.error = reader.error();
-  return out;
-}
 
 fuzz::Durable initial_state() {
   fuzz::Durable d;
@@ -79,14 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t cut = data[0];
   const std::string_view stream(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  const Read whole = read_frames(stream, 0);
-  const Read pieces = read_frames(stream, cut == 0 ? 1 : cut);
-  FUZZ_CHECK(whole.frames == pieces.frames && whole.error == pieces.error,
-             "the frames depend on how the stream was cut (%zu vs %zu frames)", whole.frames.size(),
-             pieces.frames.size());
-  std::string again;
-  for (const net::Frame& f : whole.frames) net::append_frame(again, f.kind, f.payload);
-  FUZZ_CHECK(stream.substr(0, again.size()) == again, "frames do not re-encode to their bytes");
+  const fuzz::FrameRead whole = fuzz::read_frames_checked(stream, cut, net::raft_message_bytes_max, frames_max);
 
   raft::Config config;
   config.id = self;

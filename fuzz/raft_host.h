@@ -176,6 +176,18 @@ class RaftHost {
 
  private:
   void handle(const raft::Ready& rd) {
+    // 0. Early messages leave before anything of this Ready is durable: only a leader's
+    // Appends, Heartbeats and Snapshot chunks, in the durable term the node voted itself into.
+    for (const raft::Message& m : rd.early_messages) {
+      if (tracing()) std::fprintf(stderr, "  send early %s\n", describe(m).c_str());
+      FUZZ_CHECK(m.type == raft::MessageType::Append || m.type == raft::MessageType::Heartbeat ||
+                     m.type == raft::MessageType::Snapshot,
+                 "an early message that is not a leader's");
+      FUZZ_CHECK(m.from == node_->id() && m.term == disk_.hard_state.term && disk_.hard_state.vote == node_->id(),
+                 "an early message before its term and vote are durable");
+      check_codec_round_trip(m);
+      if (outbox_.size() < outbox_max) outbox_.push_back(m);
+    }
     // 1. Snapshot: the log restarts after it, the state machine becomes it.
     if (rd.snapshot) {
       const raft::SnapshotMeta& meta = rd.snapshot->meta;

@@ -205,6 +205,8 @@ std::unique_ptr<WriteTxn> LmdbStorage::write() {
   return std::make_unique<LmdbTxn>(env_, dbis_, /*read_only=*/false);
 }
 
+void LmdbStorage::sync() { check(mdb_env_sync(env_, 1), "mdb_env_sync"); }
+
 std::size_t LmdbStorage::key_bytes_max() const {
   return static_cast<std::size_t>(mdb_env_get_maxkeysize(env_));
 }

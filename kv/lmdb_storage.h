@@ -39,6 +39,10 @@ class LmdbStorage final : public Storage {
   std::unique_ptr<ReadTxn> pin() override;  // an LMDB read transaction; the env is MDB_NOTLS
   std::unique_ptr<WriteTxn> write() override;
 
+  // Flushes every commit to disk (mdb_env_sync); with `sync` off, the owner calls it before it
+  // relies on the file's durability. Throws StorageError.
+  void sync();
+
   // Key bytes LMDB accepts (511 unless LMDB was built otherwise).
   std::size_t key_bytes_max() const override;
 

@@ -24,7 +24,8 @@ using ConnectionId = std::uint64_t;
 
 struct ConnectionOptions {
   // Largest frame payload accepted from the other side (FrameReader limit).
-  std::size_t frame_payload_bytes_max = frame_payload_bytes_max;
+  // Qualified: unqualified, the name would find this member itself (it did, and read garbage).
+  std::size_t frame_payload_bytes_max = coord::net::frame_payload_bytes_max;
   // Bytes queued for sending (in flight plus waiting) beyond which send_frame() refuses.
   std::size_t send_queue_bytes_max = std::size_t{64} << 20;
 };

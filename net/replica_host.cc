@@ -76,6 +76,9 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   }
   restore.applied = std::max(restore.applied, sm_->applied_index());
   last_snapshot_index_ = restore.snapshot.index;
+  last_snapshot_bytes_ = restore.snapshot_data ? restore.snapshot_data->size() : 0;
+  for (const raft::Entry& e : restore.entries) log_bytes_since_snapshot_ += e.data.size();
+  snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
   raft::Config config = options_.raft;
   config.id = self_.id;
   spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
@@ -95,7 +98,30 @@ std::uint64_t ReplicaHost::now_ms() const {
           .count());
 }
 
-ReplicaHost::~ReplicaHost() = default;
+ReplicaHost::~ReplicaHost() {
+  snapshots_.reset();  // its view of the state must end before the state closes
+  // A stop that gets here (not a crash): make the state durable, so that the next start need
+  // not distrust it even after a machine crash.
+  if (!kv_storage_ || options_.kv_sync) return;
+  try {
+    kv_storage_->sync();
+    disarm_sync_marker(kv_dir_);
+  } catch (const std::exception& e) {
+    spdlog::warn("state machine not synced at stop ({}); the next start after a machine crash rebuilds it from the log",
+                 e.what());
+  }
+}
+
+void ReplicaHost::prepare_unsynced_state(const std::string& state_dir) {
+  const std::string boot_id = read_boot_id(options_.boot_id_path);
+  if (check_sync_marker(state_dir, boot_id) == MarkerState::OtherBoot) {
+    spdlog::warn("the machine restarted while the state machine had unsynced commits: discarding {} and rebuilding "
+                 "it from the Raft log",
+                 state_dir);
+    discard_state_files(state_dir);
+  }
+  if (!options_.kv_sync) arm_sync_marker(state_dir, boot_id);
+}
 
 void ReplicaHost::open_stores(const std::string& data_dir) {
   storage::LogStoreOptions log_options;
@@ -109,10 +135,18 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
     log_->write(seed);
     spdlog::info("new member: log seeded with the initial configuration members={}", cluster_.spec());
   }
+  kv_dir_ = kv_dir(data_dir);
+  prepare_unsynced_state(kv_dir_);
   kv::LmdbOptions kv_options;
-  kv_options.directory = kv_dir(data_dir);
+  kv_options.directory = kv_dir_;
   kv_options.map_bytes = options_.kv_map_bytes;
+  kv_options.sync = options_.kv_sync;
   kv_storage_ = std::make_unique<kv::LmdbStorage>(kv_options);
+  // Synced from now on: a marker left by an unsynced run is no longer needed.
+  if (options_.kv_sync) {
+    kv_storage_->sync();
+    disarm_sync_marker(kv_dir_);
+  }
   sm_ = std::make_unique<kv::StateMachine>(*kv_storage_, options_.limits);
 }
 
@@ -138,6 +172,8 @@ void ReplicaHost::do_tick() {
   ++ticks_;
   node_->tick();
   if (!check_fault()) return;
+  finish_snapshot();  // one serialized in the background while the host was idle
+  if (failed_) return;
   sync_leadership();
   expire_requests();
   expire_leases();
@@ -744,6 +780,9 @@ void ReplicaHost::stop() { stopped_ = true; }
 
 void ReplicaHost::start_ready() {
   raft::Ready ready = node_->ready();
+  // A leader's appends go out now, while its own log write runs (raft/ready.h): the followers'
+  // fsyncs overlap ours instead of following it.
+  for (const raft::Message& m : ready.early_messages) output_.send(m);
   if (!ready.snapshot && ready.entries.empty() && !ready.hard_state) {
     finish_ready(ready);  // nothing to make durable: no disk round trip
     return;
@@ -843,6 +882,9 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
     return;
   }
   last_snapshot_index_ = index;
+  last_snapshot_bytes_ = snapshot.data->size();
+  log_bytes_since_snapshot_ = 0;
+  log_bytes_at_snapshot_start_ = 0;
   leases_.reset(sm_->leases().value, now_ms());
   // Entries covered by a snapshot are never handed out one by one, so whether these writes made
   // it cannot be told here.
@@ -884,6 +926,7 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
     fail(fmt::format("applying entries {}..{} failed: {}", committed.front().index, committed.back().index, e.what()));
     return;
   }
+  for (const raft::Entry& e : committed) log_bytes_since_snapshot_ += e.data.size();
   track_leases(committed, results);
   answer_member_changes(committed);
   for (std::size_t i = 0; i < committed.size(); ++i) {
@@ -917,32 +960,58 @@ void ReplicaHost::serve_reads() {
 }
 
 void ReplicaHost::maybe_snapshot() {
+  finish_snapshot();
+  if (failed_ || snapshots_->busy()) return;
   const raft::Index applied = sm_->applied_index();
   if (options_.snapshot_every_entries == 0 || applied < last_snapshot_index_ + options_.snapshot_every_entries) {
     return;
   }
+  if (static_cast<double>(log_bytes_since_snapshot_) <
+      options_.snapshot_log_ratio * static_cast<double>(last_snapshot_bytes_)) {
+    return;
+  }
   if (node_->applied() != applied) return;  // mid-cycle; the next advance will do
-  std::shared_ptr<const std::string> data;
   try {
-    data = std::make_shared<const std::string>(sm_->snapshot());
+    // The view is pinned here, on the loop thread, at `applied`; the bytes are made elsewhere.
+    snapshots_->start(sm_->begin_snapshot());
   } catch (const kv::StorageError& e) {
     // A read transaction can fail transiently (MDB_READERS_FULL); try again after more entries.
     spdlog::warn("snapshot of the state at {} failed: {}", applied, e.what());
     last_snapshot_index_ = applied;
     return;
   }
-  node_->compact(applied, data);
-  if (node_->snapshot_meta().index != applied) return;  // the core keeps what is not yet durable
+  log_bytes_at_snapshot_start_ = log_bytes_since_snapshot_;
+  finish_snapshot();  // done already when serialized inline
+}
+
+void ReplicaHost::finish_snapshot() {
+  // The log store belongs to the disk thread while a write is in flight.
+  if (failed_ || persisting_) return;
+  std::optional<SnapshotWorker::Done> done = snapshots_->take();
+  if (!done) return;
+  const raft::Index index = done->index;
+  log_bytes_since_snapshot_ -= std::min(log_bytes_since_snapshot_, log_bytes_at_snapshot_start_);
+  if (!done->data) {
+    spdlog::warn("snapshot of the state at {} failed: {}", index, done->error);
+    last_snapshot_index_ = std::max(last_snapshot_index_, index);
+    return;
+  }
+  const std::shared_ptr<const std::string>& data = done->data;
+  // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
+  node_->compact(index, data);
+  if (node_->snapshot_meta().index != index) return;  // the core keeps what is not yet durable
   try {
     // save_snapshot before drop_prefix: a crash in between leaves both, never neither.
     log_->save_snapshot(node_->snapshot_meta(), data);
-    log_->drop_prefix(applied);
+    log_->drop_prefix(index);
   } catch (const storage::LogStoreError& e) {
-    fail(fmt::format("saving the snapshot at {} failed ({}): {}", applied, storage::to_string(e.kind()), e.what()));
+    fail(fmt::format("saving the snapshot at {} failed ({}): {}", index, storage::to_string(e.kind()), e.what()));
     return;
   }
-  last_snapshot_index_ = applied;
-  spdlog::info("snapshot taken index={} bytes={} revision={}", applied, data->size(), sm_->revision());
+  last_snapshot_index_ = index;
+  last_snapshot_bytes_ = data->size();
+  spdlog::info("snapshot taken index={} bytes={} revision={} serialized_s={:.3f}", index, data->size(),
+               done->revision, done->seconds);
 }
 
 void ReplicaHost::expire_requests() {

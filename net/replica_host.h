@@ -58,6 +58,8 @@
 #include "net/cluster_config.h"
 #include "net/connection.h"
 #include "net/peer_codec.h"
+#include "net/snapshot_worker.h"
+#include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
 #include "raft/config.h"
 #include "raft/node.h"
@@ -68,8 +70,14 @@ namespace coord::net {
 
 struct HostOptions {
   raft::Config raft;  // `id` is taken from the member identity
-  // Snapshot the state machine and drop the log prefix every this many applied entries.
+  // Snapshot the state machine and drop the log prefix every this many applied entries...
   std::uint64_t snapshot_every_entries = 10'000;
+  // ...once the entries applied since the last snapshot also hold this many times its size in
+  // bytes: a snapshot costs about its size, so the cost per byte written stays bounded however
+  // large the state grows (and the log stays within this ratio of the state). 0: entries only.
+  double snapshot_log_ratio = 1.0;
+  // Serialize snapshots on a thread of their own (off the event loop); false: inline (tests).
+  bool snapshot_in_background = true;
   // Writes waiting for their entry to apply, and reads waiting for their read index; beyond
   // these a request is refused with Unavailable instead of queued.
   std::size_t pending_writes_max = 10'000;
@@ -101,6 +109,12 @@ struct HostOptions {
   std::size_t snapshot_send_queue_bytes_max = std::size_t{4} << 20;
   std::size_t snapshot_transfers_max = 2;
   std::size_t kv_map_bytes = std::size_t{8} << 30;
+  // fsync the state machine's LMDB on every commit. Off (the default), its commits are not
+  // synced: the Raft log is the durable record and the state replays it after a crash; a
+  // machine crash is told from a process crash by the boot id (net/state_sync_marker.h).
+  bool kv_sync = false;
+  // Where the machine's boot id is read; tests point it at a file of their own.
+  std::string boot_id_path = boot_id_path_default;
   std::size_t log_map_bytes = storage::log_map_bytes_default;
   // The member joined a running cluster (coordd --initial-cluster-state existing): its log
   // starts empty and the configuration comes from the leader, never from `cluster`.
@@ -211,6 +225,9 @@ class ReplicaHost {
   using Input = std::variant<raft::Message, QueuedRequest>;
 
   void open_stores(const std::string& data_dir);
+  // Before the state machine's LMDB opens: discards it if a machine crash may have torn it, and
+  // arms the marker that lets the next start tell (net/state_sync_marker.h).
+  void prepare_unsynced_state(const std::string& state_dir);
   bool enqueue(Input input, std::size_t bytes);
   void drain_inbox();
   void do_tick();
@@ -222,6 +239,8 @@ class ReplicaHost {
   void apply_committed(const std::vector<raft::Entry>& committed);
   void serve_reads();
   void maybe_snapshot();
+  // Compacts the log with a snapshot the worker finished, if any (never while a log write runs).
+  void finish_snapshot();
   void expire_requests();
   void log_role_change();
   void sync_leadership();
@@ -266,6 +285,7 @@ class ReplicaHost {
   DiskExecutor& disk_;
   std::unique_ptr<storage::LmdbLogStore> log_;
   std::unique_ptr<kv::LmdbStorage> kv_storage_;
+  std::string kv_dir_;
   std::unique_ptr<kv::StateMachine> sm_;
   std::unique_ptr<raft::Node> node_;
 
@@ -302,6 +322,11 @@ class ReplicaHost {
   std::uint64_t ticks_ = 0;
   std::uint64_t wall_ticks_ = 0;  // every tick, busy or not (watch progress frames)
   raft::Index last_snapshot_index_ = 0;
+  std::uint64_t last_snapshot_bytes_ = 0;
+  std::uint64_t log_bytes_since_snapshot_ = 0;  // entry bytes applied after the last snapshot
+  std::uint64_t log_bytes_at_snapshot_start_ = 0;
+  // Declared after the stores: a snapshot in progress holds a view of the state machine's.
+  std::unique_ptr<SnapshotWorker> snapshots_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

@@ -17,6 +17,11 @@ inline constexpr bool kBugVoteWithoutLogCheck = true;
 #else
 inline constexpr bool kBugVoteWithoutLogCheck = false;
 #endif
+#if defined(COORD_RAFT_BUG_EARLY_VOTES)
+inline constexpr bool kBugEarlyVotes = true;  // votes handed out as early messages
+#else
+inline constexpr bool kBugEarlyVotes = false;
+#endif
 #if defined(COORD_RAFT_BUG_READ_WITHOUT_QUORUM)
 inline constexpr bool kBugReadWithoutQuorum = true;
 #else
@@ -961,11 +966,23 @@ Ready Node::ready() {
   for (Index i = log_.unstable_from(); i <= log_.last_index(); ++i) rd.entries.push_back(log_.at(i));
   log_.mark_handed_out();
   HardState hs = hard_state();
+  // A leader's Appends, Heartbeats and Snapshot chunks may leave before this Ready is durable
+  // when the term and vote they carry were persisted by an earlier one: a crash then loses at
+  // most entries the leader has not counted for itself, which it can never contradict (it
+  // cannot lead this term again). Votes and every answer promise durable state: they wait.
+  const bool term_durable = hs.term == last_hard_state_.term && hs.vote == last_hard_state_.vote;
   if (hs != last_hard_state_) {
     rd.hard_state = hs;
     last_hard_state_ = hs;
   }
-  rd.messages = std::move(messages_);
+  for (Message& m : messages_) {
+    if ((term_durable && is_from_leader(m.type) && m.term == hs.term) ||
+        (kBugEarlyVotes && m.type == MessageType::VoteResp)) {
+      rd.early_messages.push_back(std::move(m));
+    } else {
+      rd.messages.push_back(std::move(m));
+    }
+  }
   messages_.clear();
   rd.reads = std::move(ready_reads_);
   ready_reads_.clear();

@@ -4,6 +4,11 @@
 //   2. write `entries` (when entries[0].index is at or below the stored last index, first drop
 //      the stored entries from that index on) and `hard_state`, and fsync;
 //   3. only then send `messages`: they promise what step 2 made durable;
+// `early_messages` may be sent at any point of the cycle, before step 2 completes (in parallel
+// with the fsync, Raft thesis 10.2.1) or together with `messages`: they are a leader's Appends,
+// Heartbeats and Snapshot chunks, which promise nothing about this node's disk (the leader
+// counts its own entries towards commitment only after advance()), and the core hands them out
+// only when the term and vote they rest on were made durable by an earlier Ready.
 //   4. apply `committed` in order, and serve `reads` once the state machine has applied their
 //      index;
 //   5. call Node::advance(ready).
@@ -21,11 +26,13 @@ struct Ready {
   std::optional<Snapshot> snapshot;
   std::vector<Entry> entries;
   std::vector<Message> messages;
+  std::vector<Message> early_messages;
   std::vector<Entry> committed;
   std::vector<ReadState> reads;
 
   bool empty() const {
-    return !hard_state && !snapshot && entries.empty() && messages.empty() && committed.empty() &&
+    return !hard_state && !snapshot && entries.empty() && messages.empty() &&
+           early_messages.empty() && committed.empty() &&
            reads.empty();
   }
 };

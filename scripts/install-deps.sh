@@ -7,6 +7,7 @@ packages=(
   libuv1-dev libflatbuffers-dev flatbuffers-compiler liblmdb-dev
   libfmt-dev doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   prometheus-cpp-dev
+  chromium  # renders coord-sim --timeline pages in tests/sim_timeline_chromium_test.sh
 )
 if [ "${1:-}" = fuzz ]; then packages+=(clang libclang-rt-dev); fi
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds coord twice (Release, and ASan+UBSan), runs the unit tests in both and then the
-# simulation sweep. Installs its own dependencies. Stops at the first failure and exits non-zero.
+# Builds coord twice (Release with GCC, and ASan+UBSan with Clang, which also builds the libFuzzer
+# targets), runs the unit tests in both, the simulation sweeps, and each fuzz target for
+# COORD_FUZZ_SECONDS (default 60) from its checked-in corpus. Installs its own dependencies. Stops at the first failure and exits non-zero.
 # The last line of output is a test summary: the sim's "N passed, M failed", or ctest's summary
 # line when unit tests fail.
 #   COORD_SIM_SEEDS          seeds for the Release sweep (default 300)
@@ -9,6 +10,7 @@
 #   COORD_SIM_KV_ASAN_SEEDS  seeds for each sanitizer sweep of the kv and watch workloads (default 16)
 #   COORD_SIM_LOCKS_SEEDS       seeds for the Release sweep of the locks workload (default 200)
 #   COORD_SIM_LOCKS_ASAN_SEEDS  seeds for its sanitizer sweep (default 16)
+#   COORD_FUZZ_SECONDS          seconds per fuzz target, two targets at a time (default 60; 0 skips)
 # The kv and watch sweeps run on two threads (about 0.3 CPU-s a seed in Release, 2.5 under the
 # sanitizers): together about 2.5 minutes on two cores with the defaults. The locks sweep costs
 # about 0.1 CPU-s a seed in Release; it is followed by a short --no-fencing run that must fail
@@ -67,6 +69,12 @@ done
 locks_asan_seeds="${COORD_SIM_LOCKS_ASAN_SEEDS:-16}"
 section "simulation: asan+ubsan, workload locks, seeds 1..$locks_asan_seeds"
 build/asan/bin/coord-sim --workload locks --seeds "1..$locks_asan_seeds" --faults all --jobs 2
+
+fuzz_seconds="${COORD_FUZZ_SECONDS:-60}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  section "fuzzing: each target $fuzz_seconds s from its corpus (build/asan)"
+  COORD_FUZZ_BUILD_DIR=build/asan COORD_FUZZ_JOBS=2 bash scripts/fuzz.sh "$fuzz_seconds"
+fi
 
 kv_seeds="${COORD_SIM_KV_SEEDS:-300}"
 for workload in kv watch; do

@@ -1,6 +1,7 @@
 #include "sim/describe.h"
 
 #include <iterator>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -68,11 +69,46 @@ std::string describe(const raft::Ready& rd) {
   }
   if (rd.hard_state) fmt::format_to(it, " hs=[{}]", describe(*rd.hard_state));
   if (!rd.messages.empty()) fmt::format_to(it, " msgs={}", rd.messages.size());
+  if (!rd.early_messages.empty()) fmt::format_to(it, " early={}", rd.early_messages.size());
   if (!rd.committed.empty()) {
     fmt::format_to(it, " committed={}..{}", rd.committed.front().index, rd.committed.back().index);
   }
   if (!rd.reads.empty()) fmt::format_to(it, " reads={}", rd.reads.size());
   return out;
+}
+
+namespace {
+
+constexpr std::size_t kRequestTextMax = 48;
+
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, kRequestTextMax)) out.push_back(c >= 0x20 && c < 0x7f ? c : '.');
+  if (text.size() > kRequestTextMax) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string describe(const ClientRequest& request) {
+  switch (request.kind) {
+    case ClientRequest::Kind::Propose:
+      return "propose " + printable(request.label.empty() ? request.command : request.label);
+    case ClientRequest::Kind::Read:
+      if (!request.kv_read) return "read (ReadIndex)";
+      return (request.kv_read->what == KvRead::What::Get ? "get " : "list ") + printable(request.kv_read->path);
+    case ClientRequest::Kind::Transfer:
+      return fmt::format("transfer leadership to n{}", request.transfer_to);
+    case ClientRequest::Kind::Watch:
+      if (!request.watch) return "watch";
+      switch (request.watch->what) {
+        case WatchCall::What::Open: return "watch open";
+        case WatchCall::What::Poll: return "watch poll";
+        case WatchCall::What::Close: return "watch close";
+      }
+      return "watch";
+  }
+  return "?";
 }
 
 }  // namespace coord::sim

@@ -1,5 +1,7 @@
 // Applies planned faults to the simulated world, undoes them after their duration, springs
 // crash traps, and heals everything when the faulty period ends.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "sim/simulation_internal.h"
@@ -49,36 +51,43 @@ void Simulation::inject(const Fault& fault) {
   trace(0, fmt::format("fault: {}", describe(fault)));
   if (auto* f = std::get_if<PartitionFault>(&fault)) {
     network_.set_partition(f->partition);
+    if (timeline_) record_fault(fault, raft::kNoNode);
     const std::uint64_t generation = ++partition_generation_;
     schedule(now_ + f->duration_us, [this, generation] {
       if (healed_ || generation != partition_generation_) return;
       network_.heal();
+      if (timeline_) timeline_->fault_end_all(now_, FaultKind::Partition);
       trace(0, "partition healed");
     });
   } else if (auto* f = std::get_if<LinkFault>(&fault)) {
     network_.set_params(f->params);
+    if (timeline_) record_fault(fault, raft::kNoNode);
     const std::uint64_t generation = ++link_generation_;
     schedule(now_ + f->duration_us, [this, generation] {
       if (healed_ || generation != link_generation_) return;
       network_.set_params(baseline_link());
+      if (timeline_) timeline_->fault_end(now_, FaultKind::Network, 0);
       trace(0, "network links back to normal");
     });
   } else if (auto* f = std::get_if<ClockDriftFault>(&fault)) {
     Replica& r = replica(f->node);
     r.clock().set_rate(now_, f->rate_ppm);
     r.clock_changed();
+    if (timeline_) record_fault(fault, f->node);
     const std::uint64_t generation = ++drift_generation_[static_cast<std::size_t>(f->node - 1)];
     const raft::NodeId id = f->node;
     schedule(now_ + f->duration_us, [this, generation, id] {
       if (healed_ || generation != drift_generation_[static_cast<std::size_t>(id - 1)]) return;
       replica(id).clock().set_rate(now_, kRatePpmNominal);
       replica(id).clock_changed();
+      if (timeline_) timeline_->fault_end(now_, FaultKind::ClockDrift, id);
       trace(id, "clock rate back to nominal");
     });
   } else if (auto* f = std::get_if<ClockJumpFault>(&fault)) {
     Replica& r = replica(f->node);
     r.clock().jump(now_, f->delta_us);
     r.clock_changed();
+    if (timeline_) record_fault(fault, f->node);
   } else if (auto* f = std::get_if<PauseFault>(&fault)) {
     Replica& r = replica(resolve(f->node));
     if (!r.alive()) {
@@ -86,7 +95,9 @@ void Simulation::inject(const Fault& fault) {
       return;
     }
     r.pause(now_ + f->duration_us);
+    if (timeline_) record_fault(fault, r.id());
   } else if (auto* f = std::get_if<CrashFault>(&fault); f && f->whole_cluster) {
+    if (timeline_) record_fault(fault, raft::kNoNode);
     power_loss(f->downtime_us);
   } else if (auto* f = std::get_if<CrashTrapFault>(&fault)) {
     traps_.push_back(ArmedTrap{*f, now_ + f->armed_us});
@@ -98,6 +109,7 @@ void Simulation::inject(const Fault& fault) {
       return;
     }
     r.crash("fault");
+    if (timeline_) record_fault(fault, id);
     restart_later(id, f->downtime_us);
   } else if (auto* f = std::get_if<DiskFailFault>(&fault)) {
     const raft::NodeId id = f->node;
@@ -107,21 +119,25 @@ void Simulation::inject(const Fault& fault) {
       return;
     }
     r.disk().set_failing(true);
+    if (timeline_) record_fault(fault, id);
     const std::uint64_t generation = ++disk_generation_[static_cast<std::size_t>(id - 1)];
     schedule(now_ + f->duration_us, [this, generation, id] {
       if (healed_ || generation != disk_generation_[static_cast<std::size_t>(id - 1)]) return;
       Replica& rr = replica(id);
       rr.disk().set_failing(false);
+      if (timeline_) timeline_->fault_end(now_, FaultKind::DiskFail, id);
       trace(id, "disk works again");
       if (!rr.alive()) restart_later(id, exec_rng_.between(kRestartUsMin, kRestartUsMax));
     });
   } else if (auto* f = std::get_if<DiskSlowFault>(&fault)) {
     const raft::NodeId id = f->node;
     replica(id).disk().set_params(f->params);
+    if (timeline_) record_fault(fault, id);
     const std::uint64_t generation = ++disk_generation_[static_cast<std::size_t>(id - 1)];
     schedule(now_ + f->duration_us, [this, generation, id] {
       if (healed_ || generation != disk_generation_[static_cast<std::size_t>(id - 1)]) return;
       replica(id).disk().set_params(DiskParams{});
+      if (timeline_) timeline_->fault_end(now_, FaultKind::DiskSlow, id);
       trace(id, "disk speed back to normal");
     });
   }
@@ -160,6 +176,11 @@ void Simulation::spring_traps(CrashTrapFault::Trigger trigger, raft::NodeId node
     const CrashTrapFault fired = f;
     if (!it->standing) traps_.erase(it);
     trace(0, fmt::format("crash trap sprung: {} by n{}", to_string(trigger), node));
+    if (timeline_) {
+      timeline_->fault_instant(now_, FaultKind::CrashTrap, fired.whole_cluster ? 0 : node,
+                               fmt::format("crash trap sprung: {} by n{}{}", to_string(trigger), node,
+                                           fired.whole_cluster ? " (power loss)" : ""));
+    }
     // Right after the current step, at the same instant: the node has just said what it said
     // and takes no further input.
     if (fired.whole_cluster) {
@@ -186,6 +207,7 @@ void Simulation::heal_all() {
   healed_ = true;
   traps_.clear();
   trace(0, "heal: faults stop; network, clocks and disks back to normal; every node up");
+  if (timeline_) timeline_->heal(now_);
   network_.heal();
   network_.set_params(baseline_link());
   for (auto& r : replicas_) {
@@ -197,6 +219,62 @@ void Simulation::heal_all() {
     if (!r->alive()) r->start();
   }
   liveness_.observe_heal(now_);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Timeline
+
+void Simulation::observe_lanes() {
+  for (const auto& r : replicas_) {
+    LaneState state = LaneState::Down;
+    raft::Term term = 0;
+    if (const raft::Node* n = r->node(); n && r->alive()) {
+      term = n->term();
+      switch (n->role()) {
+        case raft::Role::Follower: state = LaneState::Follower; break;
+        case raft::Role::PreCandidate: state = LaneState::PreCandidate; break;
+        case raft::Role::Candidate: state = LaneState::Candidate; break;
+        case raft::Role::Leader: state = LaneState::Leader; break;
+      }
+      if (r->paused()) state = LaneState::Paused;
+    }
+    timeline_->replica(now_, r->id(), state, term);
+  }
+}
+
+// `resolved`: the node a per-node fault acts on (after "the leader" was resolved).
+void Simulation::record_fault(const Fault& fault, raft::NodeId resolved) {
+  const std::string label = describe(fault);
+  if (auto* f = std::get_if<PartitionFault>(&fault)) {
+    timeline_->fault_end_all(now_, FaultKind::Partition);
+    timeline_->fault_begin(now_, FaultKind::Partition, 0, label);
+    // Shaded on the lanes of the nodes with a cut link.
+    const auto n = static_cast<raft::NodeId>(options_.nodes);
+    for (raft::NodeId a = 1; a <= n; ++a) {
+      std::string cut;
+      for (raft::NodeId b = 1; b <= n; ++b) {
+        if (a == b) continue;
+        if (f->partition.blocked(a, b)) cut += fmt::format(" {}->{}", a, b);
+        if (f->partition.blocked(b, a)) cut += fmt::format(" {}->{}", b, a);
+      }
+      if (!cut.empty()) timeline_->fault_begin(now_, FaultKind::Partition, a, label + "; cut:" + cut);
+    }
+  } else if (std::holds_alternative<LinkFault>(fault)) {
+    timeline_->fault_begin(now_, FaultKind::Network, 0, label);
+  } else if (std::holds_alternative<ClockDriftFault>(fault)) {
+    timeline_->fault_begin(now_, FaultKind::ClockDrift, resolved, label);
+  } else if (std::holds_alternative<ClockJumpFault>(fault)) {
+    timeline_->fault_instant(now_, FaultKind::ClockJump, resolved, label);
+  } else if (auto* p = std::get_if<PauseFault>(&fault)) {
+    timeline_->fault_span(now_, std::min(now_ + p->duration_us, heal_at_), FaultKind::Pause, resolved, label);
+  } else if (auto* c = std::get_if<CrashFault>(&fault)) {
+    timeline_->fault_instant(now_, c->whole_cluster ? FaultKind::PowerLoss : FaultKind::Crash, resolved, label);
+  } else if (std::holds_alternative<DiskFailFault>(fault)) {
+    timeline_->fault_begin(now_, FaultKind::DiskFail, resolved, label);
+  } else if (std::holds_alternative<DiskSlowFault>(fault)) {
+    timeline_->fault_begin(now_, FaultKind::DiskSlow, resolved, label);
+  }
 }
 
 }  // namespace coord::sim::detail

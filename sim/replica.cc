@@ -361,11 +361,22 @@ void Replica::start_ready() {
   // Step 2: entries and hard state, then fsync.
   if (!rd.entries.empty()) add(batch, AppendEntries{rd.entries});
   if (rd.hard_state) add(batch, SetHardState{*rd.hard_state});
+  std::vector<raft::Message> early = std::move(rd.early_messages);
+  rd.early_messages.clear();
+  if (!params_.send_early) {
+    // Held back to step 3, as a host that ignores the early path would: also legal.
+    for (raft::Message& m : early) rd.messages.push_back(std::move(m));
+    early.clear();
+  }
   pending_ = PendingReady{std::move(rd), batch.empty(), 0};
-  if (batch.empty()) return;
   bool stopped = false;
-  write_or_stop(std::move(batch), stopped);
+  if (!batch.empty()) write_or_stop(std::move(batch), stopped);
   if (stopped) return;
+  // Early messages leave while the fsync is in flight (a crash may lose the batch they announce).
+  for (raft::Message& m : early) {
+    if (!send_early(std::move(m))) return;
+  }
+  if (pending_->synced) return;
   pending_->seq = disk_.written_seq();
   ++stats_.fsyncs;
   const std::uint64_t incarnation = incarnation_;
@@ -401,6 +412,23 @@ void Replica::fsync_completed(std::uint64_t incarnation, std::uint64_t seq, bool
   if (!pending_ || pending_->seq != seq) return;
   pending_->synced = true;
   pump();  // a paused host finishes the cycle when it wakes
+}
+
+bool Replica::send_early(raft::Message m) {
+  // What an early message rests on must already be durable: it comes from a leader whose term,
+  // and its vote for itself in that term, an earlier fsync covered; and it promises nothing
+  // about this Ready (an answer or a vote would).
+  const raft::HardState& durable = disk_.durable().hard_state;
+  const bool leader_kind = m.type == raft::MessageType::Append || m.type == raft::MessageType::Heartbeat ||
+                           m.type == raft::MessageType::Snapshot;
+  if (!leader_kind || m.term != durable.term || durable.vote != id_ || m.from != id_) {
+    contract_violation(fmt::format("early message before its term and vote are durable (durable {}): {}",
+                                   describe(durable), describe(m)));
+    return false;
+  }
+  ++stats_.early_messages;
+  hooks_.send(std::move(m));
+  return alive_ && !env_.halted();
 }
 
 void Replica::finish_ready() {

@@ -67,6 +67,9 @@ struct ReplicaParams {
   Micros watch_idle_us = 3'000'000;
   // LeaseExpire proposals per tick, at most.
   std::size_t lease_expiries_per_tick_max = 16;
+  // Send the Ready's early messages (a leader's appends) while its fsync is in flight, as the
+  // real host does; off: hold them until the fsync completes.
+  bool send_early = true;
 };
 
 class Replica;
@@ -96,6 +99,7 @@ struct ReplicaStats {
   std::uint64_t snapshots_installed = 0;
   std::uint64_t inbox_drops = 0;
   std::uint64_t fsyncs = 0;
+  std::uint64_t early_messages = 0;  // sent while their Ready's fsync was in flight
   std::uint64_t crashes = 0;
   std::uint64_t lost_batches = 0;
   std::uint64_t lease_expiries_proposed = 0;
@@ -184,6 +188,8 @@ class Replica {
   void tick_check(bool late_first = false);
   void fail_stop(std::string_view reason);
   void contract_violation(std::string message);
+  // Sends one of a Ready's early_messages, checking first that it may leave before the fsync.
+  bool send_early(raft::Message m);
   ClientReply base_reply(const ClientRequest& request, ClientReply::Status status) const;
   void reply(const ClientRequest& request, ClientReply::Status status, raft::Index index,
              raft::Term term = 0);

@@ -120,10 +120,10 @@ void run_seeds(const Options& base, SeedRange range, int jobs, bool with_trace,
 std::string summary_line(const Result& r) {
   const Stats& s = r.stats;
   return fmt::format("seed={} {} leaders={} acked={} reads={} applied={} faults={} crashes={} "
-                     "snapshots={} msgs={} virtual={}s",
+                     "snapshots={} msgs={} early={} virtual={}s",
                      r.seed, r.passed ? "passed" : "FAILED invariant=" + r.invariant, s.leaders_elected,
                      s.acked, s.reads, s.applied_max, s.faults_injected, s.crashes,
-                     s.snapshots_installed, s.messages_sent, s.virtual_us / kMicrosPerSecond);
+                     s.snapshots_installed, s.messages_sent, s.early_messages, s.virtual_us / kMicrosPerSecond);
 }
 
 std::vector<std::string> violation_lines(const Result& r) {

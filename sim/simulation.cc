@@ -100,6 +100,7 @@ ReplicaParams replica_params(std::uint64_t seed, const raft::Config& config, raf
 
 Simulation::Simulation(const Options& options)
     : options_(options),
+      timeline_(options.timeline),
       heal_at_(static_cast<Micros>(std::llround(options.time_s * 1e6))),
       config_(cluster_config(options.seed)),
       end_at_(heal_at_ + kQuietUs),
@@ -165,6 +166,12 @@ Result Simulation::run_events() {
                        config_.append_bytes_max, config_.inflight_msgs_max, config_.snapshot_chunk_bytes_max,
                        config_.committed_bytes_max));
   for (auto& r : replicas_) r->start();
+  if (timeline_) {
+    timeline_->start(TimelineRun{options_.seed, options_.nodes, to_string(options_.workload),
+                                 options_.faults.describe(), options_.fencing, heal_at_, end_at_});
+    if (auto* locks = dynamic_cast<LocksWorkload*>(workload_.get())) locks->set_timeline(timeline_);
+    observe_lanes();
+  }
   workload_->start(end_at_ > kClientDrainUs ? end_at_ - kClientDrainUs : 0);
 
   Rng plan_rng = Rng::stream(options_.seed, "faults");
@@ -190,6 +197,7 @@ Result Simulation::run_events() {
     EventQueue::Action action = queue_.pop(at);
     now_ = at;
     action();
+    if (timeline_) observe_lanes();
     if (++stats_.events > kEventsPerRunMax || queue_.size() > kQueuedEventsMax) {
       report(Violation{invariant::kSimulatorLimit,
                        fmt::format("runaway: {} events run, {} queued (limits {} and {})", stats_.events,
@@ -200,6 +208,8 @@ Result Simulation::run_events() {
     now_ = end_at_;
     final_checks();
   }
+
+  if (timeline_) timeline_->finish(now_);
 
   Result result;
   result.seed = options_.seed;
@@ -212,6 +222,7 @@ Result Simulation::run_events() {
     stats_.crashes += r->stats().crashes;
     stats_.compactions += r->stats().compactions;
     stats_.snapshots_installed += r->stats().snapshots_installed;
+    stats_.early_messages += r->stats().early_messages;
   }
   stats_.virtual_us = now_;
   if (violation_) {
@@ -236,6 +247,7 @@ void Simulation::report(Violation v) {
   if (violation_) return;
   trace(0, fmt::format("VIOLATION invariant={} {}", v.invariant, v.message));
   recent_at_violation_ = trace_.recent();
+  if (timeline_) timeline_->violation(now_, v.invariant, v.message);
   violation_ = std::move(v);
 }
 
@@ -340,6 +352,7 @@ void Simulation::send(raft::Message m) {
 
 void Simulation::submit(raft::NodeId to, ClientRequest request) {
   if (to == raft::kNoNode || to > static_cast<raft::NodeId>(options_.nodes)) return;
+  if (timeline_) timeline_->client_sent(now_, request.client, request.op, to, describe(request));
   const Micros delay = client_link_rng_.between(kClientLinkUsMin, kClientLinkUsMax);
   schedule(now_ + delay, [this, to, request = std::move(request)]() mutable {
     replica(to).request(std::move(request));
@@ -356,6 +369,9 @@ void Simulation::reply(const ClientReply& r) {
     if (!traps_.empty()) spring_traps(CrashTrapFault::Trigger::ClientAcked, r.node);
   } else if (r.status == ClientReply::Status::Failed) {
     trace(r.node, fmt::format("client {} op {} failed at {}", r.client, r.op, r.index));
+  }
+  if (timeline_ && r.status != ClientReply::Status::NotLeader) {
+    timeline_->client_answered(now_, r.client, r.op, fmt::format("{} by n{}", to_string(r.status), r.node));
   }
   const Micros delay = client_link_rng_.between(kClientLinkUsMin, kClientLinkUsMax);
   schedule(now_ + delay, [this, r] { workload_->on_reply(r); });

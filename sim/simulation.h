@@ -34,6 +34,8 @@
 
 namespace coord::sim {
 
+class Timeline;
+
 enum class Workload : std::uint8_t { Raft, Kv, Watch, Locks };
 
 const char* to_string(Workload workload);
@@ -62,6 +64,9 @@ struct Options {
   // The locks workload only: false runs the storage without its Guard (coord-sim --no-fencing),
   // which must break mutual exclusion on some seed.
   bool fencing = true;
+  // Null, or where the run records its timeline (coord-sim --timeline; sim/timeline.h). Recording
+  // does not change the run. One run per Timeline: not for run_seeds over several seeds.
+  Timeline* timeline = nullptr;
 };
 
 // Empty when the options can run; otherwise what is wrong.
@@ -80,6 +85,7 @@ struct Stats {
   std::uint64_t crashes = 0;
   std::uint64_t compactions = 0;
   std::uint64_t snapshots_installed = 0;
+  std::uint64_t early_messages = 0;  // sent while their Ready's fsync was in flight
   std::uint64_t events = 0;
   std::uint64_t trace_lines = 0;
   Micros virtual_us = 0;

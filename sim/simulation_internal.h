@@ -18,6 +18,7 @@
 #include "sim/network.h"
 #include "sim/replica.h"
 #include "sim/simulation.h"
+#include "sim/timeline.h"
 #include "sim/trace.h"
 #include "sim/kv_reference.h"
 #include "sim/workload.h"
@@ -89,7 +90,12 @@ class Simulation final : public Env, public ReplicaHooks, public ClientTransport
   void spring_traps(CrashTrapFault::Trigger trigger, raft::NodeId node);
   void heal_all();
 
+  // Timeline (only when Options::timeline is set).
+  void observe_lanes();
+  void record_fault(const Fault& fault, raft::NodeId resolved);
+
   const Options& options_;
+  Timeline* const timeline_;
   const Micros heal_at_;
   const raft::Config config_;
   const Micros end_at_;

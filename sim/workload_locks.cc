@@ -98,6 +98,7 @@ void LocksWorkload::start(Micros stop_at) {
       c->process->run([this, &c = *c] {
         c.in_section = false;
         ++c.section;
+        if (timeline_) timeline_->lock_released(env_.now(), c.id, "client stops");
         c.mutex.reset();
         if (c.session && !c.session->ended()) c.session->close([](const fencing::Status&) {});
         env_.trace(0, fmt::format("locks: client {} stops", c.id));
@@ -194,6 +195,7 @@ void LocksWorkload::acquire(std::size_t i) {
     cl.writes_left = static_cast<int>(
         cl.rng.between(static_cast<std::uint64_t>(params_.writes_min), static_cast<std::uint64_t>(params_.writes_max)));
     env_.trace(0, fmt::format("locks: client {} holds {} with token {} (key {})", cl.id, path, r.token, r.key));
+    if (timeline_) timeline_->lock_acquired(env_.now(), cl.id, path, r.token);
     write_next(i);
   };
   if (c.rng.chance_ppm(params_.try_lock_ppm)) {
@@ -220,6 +222,11 @@ void LocksWorkload::write_next(std::size_t i) {
     const Micros pause_us = c.rng.between(ttl_us * 6 / 5, ttl_us * 3);
     c.process->pause(pause_us);
     c.paused_us = pause_us;
+    if (timeline_) {
+      timeline_->fault_span(env_.now(), env_.now() + pause_us, FaultKind::ClientPause, c.id,
+                            fmt::format("client {} pauses {}ms (GC) after checking it holds {} (token {})", c.id,
+                                        pause_us / kMicrosPerMilli, c.resource, c.token));
+    }
     ++holder_pauses_;
     env_.trace(0, fmt::format("locks: client {} holds {} with token {} and pauses for {}ms (GC) before its write",
                               c.id, c.resource, c.token, pause_us / kMicrosPerMilli));
@@ -239,6 +246,7 @@ void LocksWorkload::send_write(std::size_t i) {
                  delay};
   env_.trace(0, fmt::format("locks: client {} sends write {} to {} with token {} (+{}us)", c.id, w.value,
                             c.resource, c.token, delay));
+  if (timeline_) timeline_->write_sent(env_.now(), c.id, c.resource, c.token, w.value);
   env_.schedule(env_.now() + delay, [this, w = std::move(w)] { storage_receive(w); });
   const std::uint64_t section = c.section;
   c.kv->after(static_cast<fencing::Millis>(params_.storage_reply_timeout_us / kMicrosPerMilli),
@@ -278,10 +286,13 @@ void LocksWorkload::storage_receive(const StorageWrite& w) {
         v->message += fmt::format("; the write was held in flight for {}ms", w.in_flight_us / kMicrosPerMilli);
       }
       failed_ = true;
+      if (timeline_) timeline_->write_landed(env_.now(), w.value, true, true);
       report_(std::move(*v));
       return;
     }
+    if (timeline_) timeline_->write_landed(env_.now(), w.value, true, false);
   } else {
+    if (timeline_) timeline_->write_landed(env_.now(), w.value, false, false);
     ++refused_;
     env_.trace(0, fmt::format("locks: storage refuses {} on {} from client {}: token {} is stale (highest {})",
                               w.value, w.resource, w.holder.client, w.holder.token, highest));
@@ -322,6 +333,7 @@ void LocksWorkload::release(std::size_t i, const char* why) {
   c.awaiting = 0;
   ++c.section;
   env_.trace(0, fmt::format("locks: client {} releases {} (token {}): {}", c.id, c.resource, c.token, why));
+  if (timeline_) timeline_->lock_released(env_.now(), c.id, why);
   c.mutex->unlock([this, i](const fencing::Status&) { think(i); });
 }
 
@@ -338,6 +350,10 @@ void LocksWorkload::random_pause(std::size_t i) {
       std::min(c.rng.between(1'000, params_.client_pause_us_max), params_.heal_at_us - env_.now());
   c.process->pause(pause_us);
   env_.trace(0, fmt::format("locks: client {} process paused for {}ms", c.id, pause_us / kMicrosPerMilli));
+  if (timeline_) {
+    timeline_->fault_span(env_.now(), env_.now() + pause_us, FaultKind::ClientPause, c.id,
+                          fmt::format("client {} process paused {}ms", c.id, pause_us / kMicrosPerMilli));
+  }
   env_.schedule(env_.now() + pause_us + c.rng.between(params_.client_pause_gap_us_min, params_.client_pause_gap_us_max),
                 [this, i] { random_pause(i); });
 }

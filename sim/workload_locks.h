@@ -42,6 +42,7 @@
 #include "sim/kv_client.h"
 #include "sim/rng.h"
 #include "sim/time.h"
+#include "sim/timeline.h"
 #include "sim/workload.h"
 
 namespace coord::sim {
@@ -120,6 +121,8 @@ class LocksWorkload final : public ClientWorkload {
   void on_reply(const ClientReply& reply) override;
   const WorkloadStats& stats() const override;
   Verdict final_check() override;
+  // Where lock holdings, guarded writes and client pauses are recorded (null: nowhere).
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
 
  private:
   struct Client;
@@ -157,6 +160,7 @@ class LocksWorkload final : public ClientWorkload {
   Rng storage_rng_;
   Micros stop_at_ = 0;
   bool failed_ = false;
+  Timeline* timeline_ = nullptr;
 
   fencing::MemoryGuardStore guard_store_;
   fencing::Guard guard_{guard_store_};

@@ -3,7 +3,9 @@
 # prefix, examples/election_lock configured and built against it alone (find_package(coord),
 # target_link_libraries(... coord::client)), then run against a real 3-member cluster: three
 # instances contend for leadership and a fenced lock and take turns with increasing tokens.
-# Usage: e2e_install_test.sh BUILD_DIR SOURCE_DIR BIN_DIR [BUILD_TYPE]
+# Usage: e2e_install_test.sh BUILD_DIR SOURCE_DIR BIN_DIR [BUILD_TYPE [CXX_COMPILER]]
+# The example is compiled with the build's own compiler: a sanitizer-built archive needs the
+# same compiler's sanitizer runtime.
 # Starts its own members on free-looking ports (retrying on a clash), in a temporary directory,
 # and stops exactly the pids it started on exit.
 set -euo pipefail
@@ -12,6 +14,8 @@ build="${1:?usage: $0 BUILD_DIR SOURCE_DIR BIN_DIR [BUILD_TYPE]}"
 src="${2:?}"
 bin="${3:?}"
 build_type="${4:-Release}"
+cxx_args=()
+if [ -n "${5:-}" ]; then cxx_args=(-DCMAKE_CXX_COMPILER="$5"); fi
 dir="$(mktemp -d /tmp/coord-e2e-install-XXXXXX)"
 pids=()
 
@@ -39,7 +43,7 @@ cmake --install "$build" --prefix "$dir/prefix" >"$dir/install.log" 2>&1 || fail
 [ -x "$dir/prefix/bin/coordctl" ] || fail "no coordctl installed"
 [ -x "$dir/prefix/bin/coordd" ] || fail "no coordd installed"
 cmake -S "$src/examples/election_lock" -B "$dir/example" -DCMAKE_PREFIX_PATH="$dir/prefix" \
-  -DCMAKE_BUILD_TYPE="$build_type" >"$dir/configure.log" 2>&1 || fail "configuring the example"
+  -DCMAKE_BUILD_TYPE="$build_type" "${cxx_args[@]}" >"$dir/configure.log" 2>&1 || fail "configuring the example"
 cmake --build "$dir/example" >"$dir/build.log" 2>&1 || fail "building the example"
 example="$dir/example/election_lock"
 [ -x "$example" ] || fail "the example was not built"

@@ -685,7 +685,11 @@ TEST_CASE("lease clock: never early, never forgotten (random schedules)") {
         ref.erase(e.id);
       }
       if (leading) {
-        for (const auto& [id, r] : ref) {
+        for (const auto& entry : ref) {
+          // (Not a structured binding: CAPTURE's lambda cannot name one before C++20's fix in
+          // Clang 16.)
+          const auto id = entry.first;
+          const auto& r = entry.second;
           CAPTURE(id);
           CHECK(now < std::max(r.last, leader_since) + r.ttl);  // never forgotten
         }

@@ -74,7 +74,8 @@ class TestCluster {
       while (n->has_ready()) {
         Ready rd = n->ready();
         persist(id, rd);
-        queued += rd.messages.size();
+        queued += rd.early_messages.size() + rd.messages.size();
+        for (Message& m : rd.early_messages) queue_.push_back(std::move(m));
         for (Message& m : rd.messages) queue_.push_back(std::move(m));
         for (const Entry& e : rd.committed) applied_[id].push_back(e);
         for (const ReadState& r : rd.reads) reads_[id].push_back(r);
