@@ -226,8 +226,9 @@ std::vector<MemberConfig> ReplicaHost::peers() const {
   if (conf.voters.empty() && conf.learners.empty()) {
     // Joining: answer whoever reaches out (the leader), until the log says who the members are.
     for (const auto& table : {&members_, &heard_}) {
-      for (const auto& [id, m] : *table) {
-        if (id != self_.id && std::none_of(out.begin(), out.end(), [&](const MemberConfig& o) { return o.id == id; })) {
+      for (const auto& entry : *table) {
+        const MemberConfig& m = entry.second;
+        if (m.id != self_.id && std::none_of(out.begin(), out.end(), [&](const MemberConfig& o) { return o.id == m.id; })) {
           out.push_back(m);
         }
       }
