@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -353,6 +354,14 @@ int cmd_status(Ctl& ctl, const std::vector<std::string>& endpoints) {
   return status;
 }
 
+json member_json(const coord::net::MemberInfo& m) {
+  return json{{"id", m.id},         {"name", m.name},       {"peer_address", m.peer_address},
+              {"client_address", m.client_address}, {"voter", m.voter}, {"learner", m.learner},
+              {"leader", m.leader}};
+}
+
+const char* member_role(const coord::net::MemberInfo& m) { return m.voter ? "voter" : (m.learner ? "learner" : "-"); }
+
 int cmd_member_list(Ctl& ctl) {
   ClientRequest request;
   request.kind = RequestKind::MemberList;
@@ -360,20 +369,91 @@ int cmd_member_list(Ctl& ctl) {
   if (!r.ok()) return ctl.fail(r);
   if (ctl.json_output()) {
     json all = json::array();
-    for (const auto& m : r.members) {
-      all.push_back(json{{"id", m.id}, {"name", m.name}, {"peer_address", m.peer_address},
-                         {"client_address", m.client_address}, {"voter", m.voter}, {"learner", m.learner},
-                         {"leader", m.leader}});
-    }
+    for (const auto& m : r.members) all.push_back(member_json(m));
     ctl.print(all);
     return kExitOk;
   }
-  std::cout << fmt::format("{:>3} {:<10} {:<22} {:<22} {:<8} {}\n", "ID", "NAME", "PEER", "CLIENT", "ROLE", "LEADER");
+  // Ids of members added at runtime are 64-bit hashes: the column takes the widest.
+  std::size_t id_width = 3;
+  for (const auto& m : r.members) id_width = std::max(id_width, std::to_string(m.id).size());
+  std::cout << fmt::format("{:>{}} {:<10} {:<22} {:<22} {:<8} {}\n", "ID", id_width, "NAME", "PEER", "CLIENT", "ROLE",
+                           "LEADER");
   for (const auto& m : r.members) {
-    std::cout << fmt::format("{:>3} {:<10} {:<22} {:<22} {:<8} {}\n", m.id, m.name, m.peer_address,
-                             m.client_address.empty() ? "?" : m.client_address,
-                             m.voter ? "voter" : (m.learner ? "learner" : "-"), m.leader ? "*" : "");
+    std::cout << fmt::format("{:>{}} {:<10} {:<22} {:<22} {:<8} {}\n", m.id, id_width, m.name, m.peer_address,
+                             m.client_address.empty() ? "?" : m.client_address, member_role(m), m.leader ? "*" : "");
   }
+  return kExitOk;
+}
+
+// add, remove, promote: one membership change, answered once it applied on the leader.
+ClientResponse member_change(Ctl& ctl, RequestKind kind, const std::string& name, const std::string& peer_url,
+                             bool learner) {
+  ClientRequest request;
+  request.kind = kind;
+  request.member_name = name;
+  request.peer_address = peer_url;
+  request.learner = learner;
+  return ctl.client().call(request);
+}
+
+int cmd_member_add(Ctl& ctl, const std::string& name, const std::string& peer_url, bool learner) {
+  const ClientResponse r = member_change(ctl, RequestKind::MemberAdd, name, peer_url, learner);
+  if (!r.ok()) return ctl.fail(r);
+  if (r.members.empty()) {
+    std::cerr << "coordctl: member add: the answer names no member\n";
+    return kExitUnavailable;
+  }
+  const coord::net::MemberInfo& added = r.members.front();
+  // The new member's --initial-cluster: every member now, by name (the one just added included).
+  ClientRequest list;
+  list.kind = RequestKind::MemberList;
+  ClientResponse members = ctl.client().call(list);
+  std::vector<std::pair<std::string, std::string>> peers;
+  if (members.ok()) {
+    for (const auto& m : members.members) {
+      if (!m.name.empty()) peers.emplace_back(m.name, m.peer_address);
+    }
+  }
+  if (std::none_of(peers.begin(), peers.end(), [&](const auto& p) { return p.first == added.name; })) {
+    peers.emplace_back(added.name, added.peer_address);
+  }
+  std::sort(peers.begin(), peers.end());
+  std::string initial;
+  for (const auto& [n, address] : peers) initial += fmt::format("{}{}={}", initial.empty() ? "" : ",", n, address);
+  const std::string flags =
+      fmt::format("--name {} --listen-peer {} --initial-cluster-state existing --cluster-token {} --initial-cluster {}",
+                  added.name, added.peer_address, r.cluster, initial);
+  if (ctl.json_output()) {
+    json j = member_json(added);
+    j["cluster"] = r.cluster;
+    j["initial_cluster"] = initial;
+    j["coordd_flags"] = flags;
+    ctl.print(j);
+    return kExitOk;
+  }
+  std::cout << fmt::format("added member {} id={} as {} to cluster {}\n", added.name, added.id, member_role(added),
+                           r.cluster);
+  std::cout << fmt::format("start it with: coordd {} --data-dir DIR --listen-client HOST:PORT\n", flags);
+  return kExitOk;
+}
+
+int cmd_member_remove_or_promote(Ctl& ctl, RequestKind kind, const std::string& name) {
+  const ClientResponse r = member_change(ctl, kind, name, "", false);
+  if (!r.ok()) return ctl.fail(r);
+  if (r.members.empty()) {
+    std::cerr << "coordctl: member: the answer names no member\n";
+    return kExitUnavailable;
+  }
+  const coord::net::MemberInfo& m = r.members.front();
+  if (ctl.json_output()) {
+    json j = member_json(m);
+    j["cluster"] = r.cluster;
+    j[kind == RequestKind::MemberRemove ? "removed" : "promoted"] = true;
+    ctl.print(j);
+    return kExitOk;
+  }
+  std::cout << fmt::format("{} member {} id={}\n", kind == RequestKind::MemberRemove ? "removed" : "promoted", m.name,
+                           m.id);
   return kExitOk;
 }
 
@@ -820,7 +900,8 @@ int main(int argc, char** argv) {
       "watch and lease keepalive run until interrupted (SIGINT/SIGTERM: exit 0).\n"
       "lock exits with its COMMAND's status (128+N when a signal N ended it), 4 when the lock was\n"
       "lost (COMMAND was stopped); elect exits 0 once interrupted and resigned, 4 when leadership\n"
-      "was lost.",
+      "was lost.\n"
+      "Membership: member list|add|promote|remove (coordctl member --help; error codes 103-106).",
       kDefaultEndpoints));
   app.require_subcommand(1);
   // Global flags may also follow the command: `coordctl get /a --json`.
@@ -1001,9 +1082,34 @@ int main(int argc, char** argv) {
 
   CLI::App* status = app.add_subcommand("status", "Show every endpoint's role, term, commit and applied index");
 
-  CLI::App* member = app.add_subcommand("member", "Cluster membership");
+  CLI::App* member = app.add_subcommand("member", "Cluster membership: list, add, promote, remove");
   member->require_subcommand(1);
-  CLI::App* member_list = member->add_subcommand("list", "List the members and their addresses");
+  member->footer(
+      "Changes go through the leader one at a time and are answered once applied; a follower's\n"
+      "answer sends coordctl on to the leader. Error codes (exit 1): unknown-member (103),\n"
+      "member-exists (104), not-learner (105), last-voter (106), invalid-request (8);\n"
+      "exit 3 when a change is still in flight or no leader answered (check member list).\n"
+      "Typical: member add n4 --peer-url H:P --learner; start coordd with the printed flags;\n"
+      "once it caught up (status), member promote n4. member remove of the leader hands\n"
+      "leadership to another voter first.");
+  CLI::App* member_list = member->add_subcommand(
+      "list", "List the members: id, name, peer and client address, voter or learner, leader (*)");
+  std::string member_name;
+  std::string peer_url;
+  bool as_learner = false;
+  CLI::App* member_add = member->add_subcommand(
+      "add", "Add a member (it gets an id derived from NAME) and print the coordd flags to start it with");
+  member_add->add_option("name", member_name, "The new member's name (1-63 of A-Z a-z 0-9 _ - .)")->required();
+  member_add->add_option("--peer-url", peer_url, "host:port the other members dial the new member on")->required();
+  member_add->add_flag("--learner", as_learner,
+                       "Join as a learner: it receives the log but neither votes nor counts for commitment "
+                       "until promoted");
+  CLI::App* member_promote =
+      member->add_subcommand("promote", "Make a learner a voter (refused with not-learner for a voter)");
+  member_promote->add_option("name", member_name, "The learner's name")->required();
+  CLI::App* member_remove = member->add_subcommand(
+      "remove", "Remove a member (the leader first hands leadership over); refused for the last voter");
+  member_remove->add_option("name", member_name, "The member's name")->required();
 
   try {
     app.parse(argc, argv);
@@ -1103,6 +1209,9 @@ int main(int argc, char** argv) {
   }
   if (*status) return cmd_status(ctl, options.endpoints);
   if (*member_list) return cmd_member_list(ctl);
+  if (*member_add) return cmd_member_add(ctl, member_name, peer_url, as_learner);
+  if (*member_promote) return cmd_member_remove_or_promote(ctl, RequestKind::MemberPromote, member_name);
+  if (*member_remove) return cmd_member_remove_or_promote(ctl, RequestKind::MemberRemove, member_name);
   std::cerr << "coordctl: no command\n";
   return kExitUsage;
 }

@@ -4,8 +4,10 @@
 //          --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
 //
 // Member ids come from the initial cluster (position of the name in the sorted list, from 1);
-// the data directory remembers its cluster and member and refuses another. Restarting with the
-// same flags resumes from the data directory. SIGINT/SIGTERM stop it cleanly.
+// a member added later (coordctl member add, then coordd --initial-cluster-state existing
+// --cluster-token T) takes a hash of its name. The data directory remembers its cluster and
+// member and refuses another. Restarting with the same flags resumes from the data directory.
+// SIGINT/SIGTERM stop it cleanly.
 //
 // Exit status: 0 stopped cleanly, 1 failed (startup or a storage error while running),
 // 2 bad usage or configuration.
@@ -55,7 +57,15 @@ int main(int argc, char** argv) {
                  "Every member as name=peer-host:port, comma-separated (the same on every member)")
       ->required();
   app.add_option("--cluster-token", options.cluster_token,
-                 "Cluster identity; default: derived from --initial-cluster");
+                 "Cluster identity; default: derived from --initial-cluster (required with "
+                 "--initial-cluster-state existing)");
+  std::string initial_state = "new";
+  app.add_option("--initial-cluster-state", initial_state,
+                 "new: a member of the initial cluster; existing: a member added to a running cluster "
+                 "with `coordctl member add`, which prints the flags to start it with (its log starts "
+                 "empty and it learns the members from the leader)")
+      ->check(CLI::IsMember({"new", "existing"}))
+      ->capture_default_str();
   app.add_option("--listen-metrics", options.listen_metrics,
                  "host:port to serve Prometheus metrics on (/metrics); default: none");
   app.add_option("--advertise-client", options.advertise_client,
@@ -94,7 +104,7 @@ int main(int argc, char** argv) {
                "instead of forwarding them to the leader");
   std::uint64_t disk_reserve_mb = options.host.disk_full.reserve_bytes >> 20;
   app.add_option("--disk-reserve-mb", disk_reserve_mb,
-                 "Refuse writes (no-space, 103) while less than this much is free on the data directory's file "
+                 "Refuse writes (no-space, 107) while less than this much is free on the data directory's file "
                  "system; serializable reads go on, and writes resume by themselves when space returns (0: only "
                  "when the file system is full)")
       ->capture_default_str();
@@ -125,6 +135,7 @@ int main(int argc, char** argv) {
   }
   options.host.snapshot_every_entries = snapshot_every;
   options.host.disk_full.reserve_bytes = disk_reserve_mb << 20;
+  options.join_existing = initial_state == "existing";
   const std::uint64_t ticks = (request_timeout_ms + options.tick_ms - 1) / std::max<std::uint64_t>(options.tick_ms, 1);
   options.host.request_timeout_ticks = static_cast<int>(std::max<std::uint64_t>(ticks, 1));
   options.forward.timeout_ms = request_timeout_ms;

@@ -32,6 +32,9 @@ COORD_SAME_VALUE(fb::RequestKind, RequestKind, LeaseTtl);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, Watch);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, WatchCancel);
 COORD_SAME_VALUE(fb::RequestKind, RequestKind, Snapshot);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, MemberAdd);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, MemberRemove);
+COORD_SAME_VALUE(fb::RequestKind, RequestKind, MemberPromote);
 COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Key);
 COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Subtree);
 COORD_SAME_VALUE(fb::WatchKind, kv::WatchKind, Children);
@@ -246,6 +249,8 @@ std::string build_response(const ClientResponse& r) {
 
   flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> chunk;
   if (!r.chunk.empty()) chunk = bytes_vector(fbb, r.chunk);
+  flatbuffers::Offset<flatbuffers::String> cluster;
+  if (!r.cluster.empty()) cluster = fbb.CreateString(r.cluster);
 
   fb::ResponseBuilder b(fbb);
   b.add_id(r.id);
@@ -272,6 +277,7 @@ std::string build_response(const ClientResponse& r) {
   b.add_total_bytes(r.total_bytes);
   b.add_done(r.done);
   b.add_index(r.index);
+  if (!cluster.IsNull()) b.add_cluster(cluster);
   fbb.Finish(b.Finish(), identifier);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -286,6 +292,10 @@ std::string encode_request(const ClientRequest& r) {
   if (!r.path.empty()) path = fbb.CreateString(r.path);
   flatbuffers::Offset<flatbuffers::String> start_after;
   if (!r.start_after.empty()) start_after = fbb.CreateString(r.start_after);
+  flatbuffers::Offset<flatbuffers::String> member_name;
+  if (!r.member_name.empty()) member_name = fbb.CreateString(r.member_name);
+  flatbuffers::Offset<flatbuffers::String> peer_address;
+  if (!r.peer_address.empty()) peer_address = fbb.CreateString(r.peer_address);
   fb::RequestBuilder b(fbb);
   b.add_id(r.id);
   b.add_kind(static_cast<fb::RequestKind>(r.kind));
@@ -301,6 +311,9 @@ std::string encode_request(const ClientRequest& r) {
   b.add_prev(r.prev);
   b.add_watch_id(r.watch_id);
   b.add_forwarded(r.forwarded);
+  if (!member_name.IsNull()) b.add_member_name(member_name);
+  if (!peer_address.IsNull()) b.add_peer_address(peer_address);
+  b.add_learner(r.learner);
   fbb.Finish(b.Finish(), identifier);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -336,6 +349,9 @@ std::optional<ClientRequest> decode_request(std::string_view bytes, std::string*
   out.prev = in->prev();
   out.watch_id = in->watch_id();
   out.forwarded = in->forwarded();
+  out.member_name = to_string(in->member_name());
+  out.peer_address = to_string(in->peer_address());
+  out.learner = in->learner();
   return out;
 }
 
@@ -429,6 +445,7 @@ std::optional<ClientResponse> decode_response(std::string_view bytes, std::strin
   out.total_bytes = in->total_bytes();
   out.done = in->done();
   out.index = in->index();
+  out.cluster = to_string(in->cluster());
   return out;
 }
 

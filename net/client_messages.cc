@@ -20,6 +20,9 @@ const char* to_string(RequestKind kind) {
     case RequestKind::Watch: return "watch";
     case RequestKind::WatchCancel: return "watch-cancel";
     case RequestKind::Snapshot: return "snapshot";
+    case RequestKind::MemberAdd: return "member-add";
+    case RequestKind::MemberRemove: return "member-remove";
+    case RequestKind::MemberPromote: return "member-promote";
   }
   return "unknown";
 }
@@ -32,6 +35,10 @@ std::string to_string(ErrorCode code) {
     case ErrorCode::Unavailable: return "unavailable";
     case ErrorCode::Timeout: return "timeout";
     case ErrorCode::NoSpace: return "no-space";
+    case ErrorCode::UnknownMember: return "unknown-member";
+    case ErrorCode::MemberExists: return "member-exists";
+    case ErrorCode::NotLearner: return "not-learner";
+    case ErrorCode::LastVoter: return "last-voter";
     default: break;
   }
   return fmt::format("unknown-{}", n);

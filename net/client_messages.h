@@ -28,8 +28,11 @@ enum class RequestKind : std::uint8_t {
   Watch = 9,
   WatchCancel = 10,
   Snapshot = 11,
+  MemberAdd = 12,
+  MemberRemove = 13,
+  MemberPromote = 14,
 };
-inline constexpr std::uint8_t request_kind_max = 11;
+inline constexpr std::uint8_t request_kind_max = 14;
 
 // 0-99: kv::Error, same numbers (those kv adds later pass through as they are); 100 and up:
 // the service's own. Only the ones this code names are listed.
@@ -57,9 +60,13 @@ enum class ErrorCode : std::uint16_t {
   NotLeader = 100,
   Unavailable = 101,
   Timeout = 102,
+  UnknownMember = 103,
+  MemberExists = 104,
+  NotLearner = 105,
+  LastVoter = 106,
   // The member's disk is full: it refused the write (or could not make it durable, and the
   // write may still apply). Retryable with the same sequence; another member may lead soon.
-  NoSpace = 103,
+  NoSpace = 107,
 };
 
 const char* to_string(RequestKind kind);
@@ -84,6 +91,9 @@ struct ClientRequest {
   bool prev = false;                              // Watch
   kv::WatchId watch_id = 0;                       // WatchCancel
   bool forwarded = false;  // sent by a replica on a client's behalf: never forwarded again
+  std::string member_name;   // MemberAdd, MemberRemove, MemberPromote
+  std::string peer_address;  // MemberAdd
+  bool learner = false;      // MemberAdd
 
   bool operator==(const ClientRequest&) const = default;
 };
@@ -164,6 +174,7 @@ struct ClientResponse {
   std::uint64_t total_bytes = 0;
   bool done = false;
   std::uint64_t index = 0;
+  std::string cluster;  // MemberList and member changes: the cluster token
 
   bool ok() const { return error == ErrorCode::Ok; }
   bool operator==(const ClientResponse&) const = default;

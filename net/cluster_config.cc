@@ -12,13 +12,17 @@ namespace {
 
 constexpr std::size_t member_name_bytes_max = 63;
 
-bool valid_name(std::string_view name) {
+}  // namespace
+
+bool valid_member_name(std::string_view name) {
   if (name.empty() || name.size() > member_name_bytes_max) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-' || c == '.';
   });
 }
+
+namespace {
 
 // FNV-1a, 64-bit: a stable, dependency-free fingerprint (not a security measure).
 std::uint64_t fnv1a(std::string_view bytes) {
@@ -78,7 +82,7 @@ std::optional<ClusterConfig> parse_initial_cluster(std::string_view spec, std::s
     MemberConfig m;
     m.name = std::string(item.substr(0, eq));
     m.peer_address = std::string(item.substr(eq + 1));
-    if (!valid_name(m.name)) {
+    if (!valid_member_name(m.name)) {
       return fail(fmt::format("'{}' is not a member name (1-{} of A-Z a-z 0-9 _ - .)", m.name,
                               member_name_bytes_max));
     }

@@ -33,6 +33,9 @@ struct ClusterConfig {
   std::string spec() const;
 };
 
+// 1 to 63 characters of [A-Za-z0-9_.-].
+bool valid_member_name(std::string_view name);
+
 // Names: 1 to 63 characters of [A-Za-z0-9_.-]. Refuses duplicates and unparsable addresses.
 // An empty `token` derives one from the sorted list.
 std::optional<ClusterConfig> parse_initial_cluster(std::string_view spec, std::string_view token,

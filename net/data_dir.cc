@@ -23,8 +23,9 @@ constexpr int identity_format = 1;
 std::string errno_text(int err) { return fmt::format("{} ({})", std::strerror(err), err); }
 
 std::string encode_identity(const MemberIdentity& id) {
-  return fmt::format("format={}\ncluster={}\nid={}\nname={}\ninitial_cluster={}\n", identity_format,
-                     id.cluster, id.id, id.name, id.initial_cluster);
+  // `joined` only when set, so identity files of initial members read the same as before.
+  return fmt::format("format={}\ncluster={}\nid={}\nname={}\ninitial_cluster={}\n{}", identity_format,
+                     id.cluster, id.id, id.name, id.initial_cluster, id.joined ? "joined=1\n" : "");
 }
 
 MemberIdentity decode_identity(const std::string& text, const std::string& path) {
@@ -44,6 +45,7 @@ MemberIdentity decode_identity(const std::string& text, const std::string& path)
   id.cluster = fields["cluster"];
   id.name = fields["name"];
   id.initial_cluster = fields["initial_cluster"];
+  id.joined = fields["joined"] == "1";
   const std::string& id_text = fields["id"];
   const auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id.id);
   if (ec != std::errc() || end != id_text.data() + id_text.size() || id.id == 0 || id.cluster.empty() ||
@@ -62,9 +64,11 @@ void fsync_path(const std::string& path, int flags) {
   if (rc != 0) throw DataDirError(fmt::format("fsync {}: {}", path, errno_text(err)));
 }
 
+}  // namespace
+
 // Write to a temporary name, fsync, rename, fsync the directory: a crash leaves the old file
 // or the new one, never a torn one.
-void write_atomically(const std::string& dir, const std::string& name, const std::string& text) {
+void write_file_atomically(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string tmp = fmt::format("{}/{}.tmp", dir, name);
   const std::string path = fmt::format("{}/{}", dir, name);
   {
@@ -79,8 +83,6 @@ void write_atomically(const std::string& dir, const std::string& name, const std
   }
   fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
-
-}  // namespace
 
 std::string raft_dir(const std::string& data_dir) { return fmt::format("{}/raft", data_dir); }
 std::string kv_dir(const std::string& data_dir) { return fmt::format("{}/kv", data_dir); }
@@ -98,7 +100,7 @@ bool claim_data_dir(const std::string& data_dir, const MemberIdentity& identity)
           "refusing to start on it",
           data_dir, identity_file));
     }
-    write_atomically(data_dir, identity_file, encode_identity(identity));
+    write_file_atomically(data_dir, identity_file, encode_identity(identity));
     return true;
   }
   std::ifstream in(path, std::ios::binary);
@@ -117,6 +119,12 @@ bool claim_data_dir(const std::string& data_dir, const MemberIdentity& identity)
         "{} belongs to member {} (id {}), not to {} (id {}); refusing to start. Use --name {}, or "
         "another --data-dir",
         data_dir, stored.name, stored.id, identity.name, identity.id, stored.name));
+  }
+  if (stored.joined != identity.joined) {
+    throw DataDirError(fmt::format(
+        "{} was created with --initial-cluster-state {}; restart member {} with the same flags it first "
+        "started with",
+        data_dir, stored.joined ? "existing" : "new", stored.name));
   }
   return false;
 }

@@ -20,6 +20,9 @@ struct MemberIdentity {
   std::uint64_t id = 0;
   std::string name;
   std::string initial_cluster;  // canonical spec, for the error message
+  // Started with --initial-cluster-state existing: the member joined a running cluster, so its
+  // log starts empty (no initial configuration) however often it restarts.
+  bool joined = false;
 
   bool operator==(const MemberIdentity&) const = default;
 };
@@ -36,5 +39,9 @@ std::string kv_dir(const std::string& data_dir);
 // Throws DataDirError on a mismatch, on a directory holding stores but no identity, and on any
 // I/O error. Returns true when the directory was new.
 bool claim_data_dir(const std::string& data_dir, const MemberIdentity& identity);
+
+// Writes DIR/name so that a crash leaves the old file or the new one (temporary file, fsync,
+// rename, fsync of the directory). Throws DataDirError.
+void write_file_atomically(const std::string& dir, const std::string& name, const std::string& text);
 
 }  // namespace coord::net

@@ -26,7 +26,8 @@ std::string encode_hello(const PeerHello& hello) {
   auto cluster = fbb.CreateString(hello.cluster);
   auto name = fbb.CreateString(hello.name);
   auto client = fbb.CreateString(hello.client_address);
-  peer::FinishHelloBuffer(fbb, peer::CreateHello(fbb, cluster, hello.from, hello.to, name, client));
+  auto peer_address = fbb.CreateString(hello.peer_address);
+  peer::FinishHelloBuffer(fbb, peer::CreateHello(fbb, cluster, hello.from, hello.to, name, client, peer_address));
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 
@@ -55,7 +56,7 @@ std::optional<PeerHello> decode_hello(std::string_view bytes, std::string* error
   }
   const peer::Hello* h = peer::GetHello(data);
   return PeerHello{to_string(h->cluster()), h->from(), h->to(), to_string(h->name()),
-                   to_string(h->client_address())};
+                   to_string(h->client_address()), to_string(h->peer_address())};
 }
 
 }  // namespace coord::net

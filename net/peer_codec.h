@@ -19,6 +19,7 @@ struct PeerHello {
   std::uint64_t to = 0;
   std::string name;
   std::string client_address;
+  std::string peer_address{};  // empty from builds before runtime membership
 
   bool operator==(const PeerHello&) const = default;
 };

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "net/raft_codec.h"
@@ -18,22 +19,52 @@ constexpr std::size_t inbound_send_queue_bytes_max = 4096;
 
 }  // namespace
 
-PeerTransport::PeerTransport(uv_loop_t* loop, const ClusterConfig& cluster, raft::NodeId self,
+PeerTransport::PeerTransport(uv_loop_t* loop, std::string cluster_token, MemberConfig self,
                              std::string self_client_address, Sink& sink, const PeerTransportOptions& options)
     : loop_(loop),
-      cluster_(cluster),
-      self_(self),
+      token_(std::move(cluster_token)),
+      self_member_(std::move(self)),
+      self_(self_member_.id),
       self_client_address_(std::move(self_client_address)),
       sink_(sink),
       options_(options),
       listener_(loop, [this](Listener& l) { on_incoming(l); }),
-      jitter_(std::random_device{}()) {
-  for (const MemberConfig& m : cluster_.members) {
-    if (m.id == self_) continue;
+      jitter_(std::random_device{}()) {}
+
+void PeerTransport::set_peers(const std::vector<MemberConfig>& peers) {
+  if (closed_) return;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    auto wanted = std::find_if(peers.begin(), peers.end(), [&](const MemberConfig& m) { return m.id == it->first; });
+    if (wanted == peers.end() || wanted->peer_address != it->second.member.peer_address) {
+      spdlog::info("peer {} (id {}) {}", it->second.member.name, it->first,
+                   wanted == peers.end() ? "is no longer a member: disconnecting" : "moved: redialling");
+      auto next = std::next(it);
+      drop_peer(it);
+      it = next;
+    } else {
+      it->second.member = *wanted;  // the name may have been learned since
+      ++it;
+    }
+  }
+  for (const MemberConfig& m : peers) {
+    if (m.id == self_ || peers_.count(m.id) != 0) continue;
     Peer& peer = peers_[m.id];
     peer.owner = this;
     peer.member = m;
+    if (hello_timer_ != nullptr) {  // started: dial now; else start() dials
+      peer.timer = new_timer(loop_, &peer);
+      dial(peer);
+    }
   }
+}
+
+void PeerTransport::drop_peer(std::map<raft::NodeId, Peer>::iterator it) {
+  Peer& peer = it->second;
+  close_and_delete(peer.timer);
+  peer.timer = nullptr;
+  // Its on_closed finds no peer for it any more, so nothing is redialled.
+  if (peer.connection != nullptr) peer.connection->close("member removed");
+  peers_.erase(it);
 }
 
 PeerTransport::~PeerTransport() {
@@ -186,17 +217,15 @@ void PeerTransport::on_frame(Connection& connection, Frame frame) {
       connection.close(error);
       return;
     }
-    const MemberConfig* member = cluster_.find(hello->from);
-    if (hello->cluster != cluster_.token || hello->to != self_ || member == nullptr || hello->from == self_ ||
-        member->name != hello->name) {
+    if (hello->cluster != token_ || hello->to != self_ || hello->from == raft::kNoNode || hello->from == self_ ||
+        !sink_.on_peer_hello(*hello)) {
       spdlog::warn("peer port: refusing {}: hello from {} (id {}) of cluster {} for id {}; we are id {} of {}",
-                   connection.remote(), hello->name, hello->from, hello->cluster, hello->to, self_, cluster_.token);
+                   connection.remote(), hello->name, hello->from, hello->cluster, hello->to, self_, token_);
       connection.close("hello refused");
       return;
     }
     in.from = hello->from;
     spdlog::info("peer {} connected from {} client_address={}", hello->name, connection.remote(), hello->client_address);
-    sink_.on_peer_hello(hello->from, hello->client_address);
     return;
   }
   if (frame.kind != FrameKind::RaftMessage) {
@@ -228,7 +257,7 @@ void PeerTransport::on_frame_error(Connection& connection, FrameError error, con
 void PeerTransport::on_connected(Connection& connection, int status) {
   Peer* peer = outbound_peer(connection);
   if (peer == nullptr || status < 0) return;  // on_closed schedules the redial
-  PeerHello hello{cluster_.token, self_, peer->member.id, cluster_.find(self_)->name, self_client_address_};
+  PeerHello hello{token_, self_, peer->member.id, self_member_.name, self_client_address_, self_member_.peer_address};
   if (!connection.send_frame(FrameKind::PeerHello, encode_hello(hello))) {
     connection.close("hello not sent");
     return;

@@ -4,8 +4,11 @@
 // reconnects it, and no tie-breaking between two simultaneous dials is needed.
 //
 // An outbound connection starts with a hello (net/peer_codec.h); the acceptor checks cluster
-// token, sender id and its own id before it takes any Raft message from that connection, and
-// then checks every message's `from` and `to` against the hello. Anything else closes it.
+// token, sender id and its own id, and lets its sink check the sender's name, before it takes
+// any Raft message from that connection, and then checks every message's `from` and `to`
+// against the hello. Anything else closes it. The set of peers to dial changes with the
+// membership (set_peers); a hello from a member not dialled yet is accepted (a member added at
+// runtime dials the others before they applied the change that added it).
 //
 // Raft tolerates lost messages (it retries on its own timers), so the transport never blocks
 // the loop and never buffers without bound: messages to a peer that is not connected, or whose
@@ -21,6 +24,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "net/cluster_config.h"
 #include "net/connection.h"
@@ -56,10 +60,11 @@ class PeerTransport final : private Connection::Handler {
    public:
     virtual ~Sink() = default;
     virtual void on_message(const raft::Message& message) = 0;
-    virtual void on_peer_hello(raft::NodeId id, const std::string& client_address) = 0;
+    // False refuses the connection (the id belongs to a member of another name).
+    virtual bool on_peer_hello(const PeerHello& hello) = 0;
   };
 
-  PeerTransport(uv_loop_t* loop, const ClusterConfig& cluster, raft::NodeId self,
+  PeerTransport(uv_loop_t* loop, std::string cluster_token, MemberConfig self,
                 std::string self_client_address, Sink& sink, const PeerTransportOptions& options = {});
   ~PeerTransport() override;
   PeerTransport(const PeerTransport&) = delete;
@@ -67,6 +72,9 @@ class PeerTransport final : private Connection::Handler {
 
   // Binds the peer port (throws UvError) and starts dialling every peer.
   void start(const std::string& listen_address);
+  // The members to dial (self is skipped): new ones are dialled, missing ones disconnected, one
+  // whose address changed is redialled.
+  void set_peers(const std::vector<MemberConfig>& peers);
   const std::string& listen_address() const { return listener_.address(); }
 
   // Sends or drops (see above); never blocks.
@@ -105,9 +113,11 @@ class PeerTransport final : private Connection::Handler {
   void on_closed(Connection& connection, const std::string& reason) override;
 
   Peer* outbound_peer(const Connection& connection);
+  void drop_peer(std::map<raft::NodeId, Peer>::iterator it);
 
   uv_loop_t* loop_;
-  ClusterConfig cluster_;
+  std::string token_;
+  MemberConfig self_member_;
   raft::NodeId self_;
   std::string self_client_address_;
   Sink& sink_;

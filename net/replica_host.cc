@@ -11,6 +11,9 @@
 
 #include "kv/codec.h"
 #include "net/data_dir.h"
+#include "net/member_table.h"
+#include "net/uv_util.h"
+#include "raft/conf_change.h"
 
 namespace coord::net {
 
@@ -40,7 +43,16 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       output_(output),
       disk_(disk),
       watches_(options.watch),
-      disk_full_(options.disk_full) {
+      disk_full_(options.disk_full),
+      data_dir_(data_dir) {
+  // The member table: as saved, else (a data dir from before runtime membership, or a new one)
+  // the initial cluster; a joining member starts knowing only itself.
+  if (auto table = load_member_table(data_dir)) {
+    for (MemberConfig& m : *table) members_[m.id] = std::move(m);
+  } else if (!options_.join_existing) {
+    for (const MemberConfig& m : cluster_.members) members_[m.id] = m;
+  }
+  members_[self_.id] = self_;
   open_stores(data_dir);
   raft::RestoreState restore = log_->load();
   // The state machine commits on its own, after the log: it may be behind the log's snapshot
@@ -75,6 +87,7 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
                sm_->revision());
   node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
+  known_conf_ = node_->conf();
   logged_term_ = node_->term();
   leases_.reset(sm_->leases().value, now_ms());
 }
@@ -115,7 +128,7 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
   storage::LogStoreOptions log_options;
   log_options.map_bytes = options_.log_map_bytes;
   log_ = storage::LmdbLogStore::open(raft_dir(data_dir), log_options);
-  if (fresh(*log_)) {
+  if (fresh(*log_) && !options_.join_existing) {
     // storage/README.md: a brand-new store starts from a snapshot at index 0 holding the
     // initial configuration, so that every initial member knows the voters from the start.
     raft::Ready seed;
@@ -187,12 +200,104 @@ void ReplicaHost::set_client_address(raft::NodeId id, std::string address) {
   client_addresses_[id] = std::move(address);
 }
 
+bool ReplicaHost::peer_hello(const PeerHello& hello) {
+  // A hello must not contradict a current member: its id under another name, or its name under
+  // another id. (A removed member's name may come back under a new id.)
+  const raft::ConfState& conf = node_->conf();
+  auto current = [&](raft::NodeId id) { return raft::is_voter(conf, id) || raft::is_learner(conf, id); };
+  for (const auto& [id, m] : members_) {
+    if (!current(id) || (id == hello.from) == (m.name == hello.name)) continue;
+    spdlog::warn("peer hello from {} (id {}) contradicts member {} (id {})", hello.name, hello.from, m.name, id);
+    return false;
+  }
+  set_client_address(hello.from, hello.client_address);
+  // Older builds send no peer address; such a member is only known from the log.
+  if (!hello.peer_address.empty() && valid_member_name(hello.name) &&
+      parse_socket_address(hello.peer_address, nullptr)) {
+    const MemberConfig heard{hello.from, hello.name, hello.peer_address};
+    auto it = heard_.find(hello.from);
+    if (it == heard_.end() || !(it->second == heard)) {
+      heard_[hello.from] = heard;
+      learn_from_hellos();
+      output_.members_changed();
+    }
+  }
+  return true;
+}
+
+std::vector<MemberConfig> ReplicaHost::peers() const {
+  std::vector<MemberConfig> out;
+  const raft::ConfState& conf = node_->conf();
+  if (conf.voters.empty() && conf.learners.empty()) {
+    // Joining: answer whoever reaches out (the leader), until the log says who the members are.
+    for (const auto& table : {&members_, &heard_}) {
+      for (const auto& entry : *table) {
+        const MemberConfig& m = entry.second;
+        if (m.id != self_.id && std::none_of(out.begin(), out.end(), [&](const MemberConfig& o) { return o.id == m.id; })) {
+          out.push_back(m);
+        }
+      }
+    }
+    return out;
+  }
+  for (const auto* ids : {&conf.voters, &conf.learners}) {
+    for (raft::NodeId id : *ids) {
+      if (id == self_.id) continue;
+      if (const MemberConfig* m = find_member(id)) out.push_back(*m);
+    }
+  }
+  return out;
+}
+
+const MemberConfig* ReplicaHost::find_member(raft::NodeId id) const {
+  if (auto it = members_.find(id); it != members_.end()) return &it->second;
+  if (auto it = heard_.find(id); it != heard_.end()) return &it->second;
+  return nullptr;
+}
+
+const MemberConfig* ReplicaHost::find_member(std::string_view name) const {
+  for (const auto& table : {&members_, &heard_}) {
+    for (const auto& [id, m] : *table) {
+      if (m.name == name) return &m;
+    }
+  }
+  return nullptr;
+}
+
+bool ReplicaHost::learn_from_hellos() {
+  bool changed = false;
+  const raft::ConfState& conf = node_->conf();
+  for (const auto* ids : {&conf.voters, &conf.learners}) {
+    for (raft::NodeId id : *ids) {
+      auto it = heard_.find(id);
+      if (members_.count(id) != 0 || it == heard_.end()) continue;
+      spdlog::info("member {} (id {}) at {} learned from its hello", it->second.name, id, it->second.peer_address);
+      members_[id] = it->second;
+      changed = true;
+    }
+  }
+  if (changed) save_members();
+  return changed;
+}
+
+void ReplicaHost::save_members() {
+  std::vector<MemberConfig> table;
+  for (const auto& [id, m] : members_) table.push_back(m);
+  try {
+    save_member_table(data_dir_, table);
+  } catch (const DataDirError& e) {
+    fail(fmt::format("saving the member table failed: {}", e.what()));
+  }
+}
+
 void ReplicaHost::request(ConnectionId connection, const ClientRequest& request) {
   if (failed_ || stopped_) {
     output_.respond(connection, error_response(request.id, ErrorCode::Unavailable, "replica stopping"));
     return;
   }
   const bool needs_core = request.kind == RequestKind::Write || request.kind == RequestKind::LeaseTtl ||
+                          request.kind == RequestKind::MemberAdd || request.kind == RequestKind::MemberRemove ||
+                          request.kind == RequestKind::MemberPromote ||
                           ((request.kind == RequestKind::Get || request.kind == RequestKind::Exists ||
                             request.kind == RequestKind::List || request.kind == RequestKind::Range) &&
                            !request.serializable);
@@ -271,6 +376,11 @@ void ReplicaHost::do_request(ConnectionId connection, const ClientRequest& reque
     case RequestKind::Snapshot:
       request_snapshot(connection, request);
       return;
+    case RequestKind::MemberAdd:
+    case RequestKind::MemberRemove:
+    case RequestKind::MemberPromote:
+      request_member_change(connection, request);
+      return;
   }
   output_.respond(connection, error_response(request.id, ErrorCode::InvalidRequest, "unknown request kind"));
 }
@@ -337,6 +447,184 @@ void ReplicaHost::route_to_leader(ConnectionId connection, const ClientRequest& 
     }
   }
   output_.respond(connection, not_leader(request.id));
+}
+
+void ReplicaHost::request_member_change(ConnectionId connection, const ClientRequest& request) {
+  auto refuse = [&](ErrorCode code, std::string message) {
+    output_.respond(connection, error_response(request.id, code, std::move(message)));
+  };
+  // Membership changes are rare: the client follows the hint instead of a forward.
+  if (node_->role() != raft::Role::Leader) {
+    output_.respond(connection, not_leader(request.id));
+    return;
+  }
+  const raft::ConfState& conf = node_->conf();
+  auto in_conf = [&](raft::NodeId id) { return raft::is_voter(conf, id) || raft::is_learner(conf, id); };
+  const std::string& name = request.member_name;
+  const MemberConfig* known = find_member(name);
+  const bool is_member = known != nullptr && in_conf(known->id);
+  raft::ConfChange change;
+  MemberConfig target;
+  switch (request.kind) {
+    case RequestKind::MemberAdd: {
+      if (!valid_member_name(name)) {
+        refuse(ErrorCode::InvalidRequest, fmt::format("'{}' is not a member name (1-63 of A-Z a-z 0-9 _ - .)", name));
+        return;
+      }
+      std::string error;
+      if (!parse_socket_address(request.peer_address, &error)) {
+        refuse(ErrorCode::InvalidRequest, fmt::format("--peer-url: {}", error));
+        return;
+      }
+      if (is_member) {
+        refuse(ErrorCode::MemberExists, fmt::format("member {} already exists (id {})", name, known->id));
+        return;
+      }
+      target = MemberConfig{member_id_for_name(name), name, request.peer_address};
+      if (in_conf(target.id)) {
+        refuse(ErrorCode::MemberExists, fmt::format("member id {} (of name {}) is already in the cluster", target.id, name));
+        return;
+      }
+      for (const raft::NodeId id : conf.voters) {
+        const MemberConfig* m = find_member(id);
+        if (m != nullptr && m->peer_address == request.peer_address) {
+          refuse(ErrorCode::MemberExists, fmt::format("peer address {} is member {}'s", request.peer_address, m->name));
+          return;
+        }
+      }
+      for (const raft::NodeId id : conf.learners) {
+        const MemberConfig* m = find_member(id);
+        if (m != nullptr && m->peer_address == request.peer_address) {
+          refuse(ErrorCode::MemberExists, fmt::format("peer address {} is member {}'s", request.peer_address, m->name));
+          return;
+        }
+      }
+      change = raft::ConfChange{request.learner ? raft::ConfChangeType::AddLearner : raft::ConfChangeType::AddVoter,
+                                target.id, encode_member_context(target)};
+      break;
+    }
+    case RequestKind::MemberPromote:
+      if (!is_member) {
+        refuse(ErrorCode::UnknownMember, fmt::format("no member named '{}'", name));
+        return;
+      }
+      if (raft::is_voter(conf, known->id)) {
+        refuse(ErrorCode::NotLearner, fmt::format("member {} is a voter already; only a learner can be promoted", name));
+        return;
+      }
+      target = *known;
+      change = raft::ConfChange{raft::ConfChangeType::AddVoter, target.id, encode_member_context(target)};
+      break;
+    case RequestKind::MemberRemove:
+      if (!is_member) {
+        refuse(ErrorCode::UnknownMember, fmt::format("no member named '{}'", name));
+        return;
+      }
+      target = *known;
+      change = raft::ConfChange{raft::ConfChangeType::RemoveNode, target.id, {}};
+      if (raft::apply_conf_change(conf, change).voters.empty()) {
+        refuse(ErrorCode::LastVoter, fmt::format("member {} is the last voter; a cluster cannot lose its last voter", name));
+        return;
+      }
+      if (target.id == self_.id) {
+        // A leader that removed itself would leave the cluster leaderless for an election
+        // timeout: hand leadership to the most up-to-date other voter first; the client retries
+        // (Unavailable) and reaches the new leader, which removes us.
+        raft::NodeId best = raft::kNoNode;
+        raft::Index best_match = 0;
+        for (const auto& [id, pr] : node_->progress()) {
+          if (raft::is_voter(conf, id) && (best == raft::kNoNode || pr.match > best_match)) {
+            best = id;
+            best_match = pr.match;
+          }
+        }
+        const raft::Error error = best == raft::kNoNode ? raft::Error::UnknownNode : node_->transfer_leadership(best);
+        if (!check_fault()) return;
+        const MemberConfig* to = find_member(best);
+        spdlog::info("removing the leader: transferring leadership to {} first ({})", to ? to->name : std::to_string(best),
+                     raft::to_string(error));
+        refuse(ErrorCode::Unavailable, fmt::format("member {} leads: leadership is moving to {} first; retry",
+                                                   name, to ? to->name : std::to_string(best)));
+        return;
+      }
+      break;
+    default:
+      refuse(ErrorCode::InvalidRequest, "not a membership change");
+      return;
+  }
+  const raft::ProposeResult proposed = node_->propose_conf_change(change);
+  if (!check_fault()) return;
+  switch (proposed.error) {
+    case raft::Error::Ok:
+      break;
+    case raft::Error::NotLeader:
+      output_.respond(connection, not_leader(request.id));
+      return;
+    case raft::Error::ConfChangePending:
+    case raft::Error::TransferInProgress:
+      refuse(ErrorCode::Unavailable, fmt::format("another membership change or a leadership transfer is under way; retry ({})",
+                                                 raft::to_string(proposed.error)));
+      return;
+    case raft::Error::InvalidConfChange:
+      refuse(ErrorCode::LastVoter, "the change would leave the cluster without a voter");
+      return;
+    case raft::Error::UnknownNode:
+      refuse(ErrorCode::UnknownMember, fmt::format("no member named '{}'", name));
+      return;
+  }
+  spdlog::info("membership change proposed: {} {} (id {}) peer={} index={}", to_string(request.kind), target.name,
+               target.id, target.peer_address, proposed.index);
+  pending_changes_[proposed.index] = PendingChange{connection, request.id, proposed.term,
+                                                   ticks_ + static_cast<std::uint64_t>(options_.request_timeout_ticks),
+                                                   target};
+}
+
+void ReplicaHost::apply_membership(const std::vector<raft::Entry>& committed) {
+  bool changed = false;
+  for (const raft::Entry& e : committed) {
+    if (e.type != raft::EntryType::ConfChange) continue;
+    const auto change = raft::decode_conf_change(e.data);
+    if (!change) continue;  // the core skipped it too
+    if (change->type == raft::ConfChangeType::RemoveNode) {
+      if (change->node != self_.id && members_.erase(change->node) > 0) changed = true;
+      heard_.erase(change->node);
+      spdlog::info("membership: member id {} removed at index {}", change->node, e.index);
+      continue;
+    }
+    if (auto m = decode_member_context(change->node, change->context)) {
+      spdlog::info("membership: {} {} (id {}) peer={} at index {}",
+                   change->type == raft::ConfChangeType::AddLearner ? "learner" : "voter", m->name, m->id,
+                   m->peer_address, e.index);
+      if (members_.count(m->id) == 0 || !(members_[m->id] == *m)) {
+        members_[m->id] = *m;
+        changed = true;
+      }
+    }
+  }
+  if (changed) save_members();
+}
+
+void ReplicaHost::answer_member_changes(const std::vector<raft::Entry>& committed) {
+  for (const raft::Entry& e : committed) {
+    auto it = pending_changes_.find(e.index);
+    if (it == pending_changes_.end()) continue;
+    const PendingChange& c = it->second;
+    if (e.term != c.term || e.type != raft::EntryType::ConfChange) {
+      output_.respond(c.connection, error_response(c.request_id, ErrorCode::Unavailable,
+                                                   "the change was lost in a leadership change; retry"));
+    } else {
+      ClientResponse r;
+      r.id = c.request_id;
+      MemberInfo info = member_info(c.member.id);
+      info.name = c.member.name;  // a removed member is no longer in the table
+      info.peer_address = c.member.peer_address;
+      r.members.push_back(std::move(info));
+      r.cluster = cluster_.token;
+      r.index = e.index;
+      output_.respond(c.connection, r);
+    }
+    pending_changes_.erase(it);
+  }
 }
 
 void ReplicaHost::request_write(ConnectionId connection, const ClientRequest& request) {
@@ -631,6 +919,11 @@ void ReplicaHost::finish_ready(raft::Ready& ready) {
     if (it != pending_reads_.end()) it->second.read_index = rs.index;
   }
   serve_reads();
+  if (!(node_->conf() == known_conf_)) {
+    known_conf_ = node_->conf();
+    learn_from_hellos();
+    output_.members_changed();
+  }
   // 5.
   node_->advance(ready);
   if (!check_fault()) return;
@@ -639,6 +932,13 @@ void ReplicaHost::finish_ready(raft::Ready& ready) {
 
 void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   const raft::Index index = snapshot.meta.index;
+  if (!snapshot.data && index == sm_->applied_index()) {
+    // A joining member adopting the configuration at the leader's log start (raft/node.h): no
+    // state to restore, the log store keeps the configuration.
+    spdlog::info("configuration adopted at index={} voters={} learners={}", index, snapshot.meta.conf.voters.size(),
+                 snapshot.meta.conf.learners.size());
+    return;
+  }
   if (index < sm_->applied_index()) {
     fail(fmt::format("snapshot at {} is behind the applied index {}", index, sm_->applied_index()));
     return;
@@ -671,6 +971,12 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
                                                  "outcome unknown (replaced by a snapshot); retry with the same sequence"));
     pending_writes_.erase(pending_writes_.begin());
   }
+  while (!pending_changes_.empty() && pending_changes_.begin()->first <= index) {
+    const PendingChange& c = pending_changes_.begin()->second;
+    output_.respond(c.connection, error_response(c.request_id, ErrorCode::Unavailable,
+                                                 "outcome unknown (replaced by a snapshot); check member list"));
+    pending_changes_.erase(pending_changes_.begin());
+  }
   spdlog::info("snapshot installed index={} term={} revision={}", index, snapshot.meta.term, sm_->revision());
 }
 
@@ -681,6 +987,9 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
                      sm_->applied_index()));
     return;
   }
+  // Before the state machine marks them applied: a crash in between re-applies them at restart.
+  apply_membership(committed);
+  if (failed_) return;
   std::vector<kv::AppliedEntry> batch;
   batch.reserve(committed.size());
   for (const raft::Entry& e : committed) {
@@ -696,6 +1005,7 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
   }
   for (const raft::Entry& e : committed) log_bytes_since_snapshot_ += e.data.size();
   track_leases(committed, results);
+  answer_member_changes(committed);
   for (std::size_t i = 0; i < committed.size(); ++i) {
     auto it = pending_writes_.find(committed[i].index);
     if (it == pending_writes_.end()) continue;
@@ -804,6 +1114,16 @@ void ReplicaHost::expire_requests() {
                                    "not committed in time; the write may still apply: retry with the same sequence"));
     it = pending_writes_.erase(it);
   }
+  for (auto it = pending_changes_.begin(); it != pending_changes_.end();) {
+    if (it->second.deadline_tick > ticks_) {
+      ++it;
+      continue;
+    }
+    output_.respond(it->second.connection,
+                    error_response(it->second.request_id, ErrorCode::Timeout,
+                                   "membership change not committed in time; it may still apply: check member list"));
+    it = pending_changes_.erase(it);
+  }
   // Reads the core dropped (leadership changed before they were confirmed) end here too.
   for (auto it = pending_reads_.begin(); it != pending_reads_.end();) {
     if (it->second.deadline_tick > ticks_) {
@@ -910,21 +1230,36 @@ ClientResponse ReplicaHost::status_response(std::uint64_t id) const {
   return r;
 }
 
+MemberInfo ReplicaHost::member_info(raft::NodeId id) const {
+  const raft::ConfState& conf = node_->conf();
+  MemberInfo info;
+  info.id = id;
+  if (const MemberConfig* m = find_member(id)) {
+    info.name = m->name;
+    info.peer_address = m->peer_address;
+  }
+  info.client_address = client_address_of(id);
+  info.voter = raft::is_voter(conf, id);
+  info.learner = raft::is_learner(conf, id);
+  info.leader = node_->leader() == id;
+  return info;
+}
+
 ClientResponse ReplicaHost::members_response(std::uint64_t id) const {
   ClientResponse r;
   r.id = id;
+  r.cluster = cluster_.token;
   const raft::ConfState& conf = node_->conf();
-  for (const MemberConfig& m : cluster_.members) {
-    MemberInfo info;
-    info.id = m.id;
-    info.name = m.name;
-    info.peer_address = m.peer_address;
-    info.client_address = client_address_of(m.id);
-    info.voter = raft::is_voter(conf, m.id);
-    info.learner = raft::is_learner(conf, m.id);
-    info.leader = node_->leader() == m.id;
-    r.members.push_back(std::move(info));
+  std::vector<raft::NodeId> ids;
+  if (conf.voters.empty() && conf.learners.empty()) {
+    for (const auto& [member_id, m] : members_) ids.push_back(member_id);  // joining: not told yet
+  } else {
+    ids = conf.voters;
+    ids.insert(ids.end(), conf.learners.begin(), conf.learners.end());
   }
+  for (raft::NodeId member_id : ids) r.members.push_back(member_info(member_id));
+  // By name: the order an operator reads, the same on every member.
+  std::sort(r.members.begin(), r.members.end(), [](const MemberInfo& a, const MemberInfo& b) { return a.name < b.name; });
   return r;
 }
 
@@ -936,7 +1271,7 @@ ClientResponse ReplicaHost::not_leader(std::uint64_t id) const {
   ClientResponse r = error_response(id, ErrorCode::NotLeader, "not the leader");
   LeaderHint hint;
   hint.id = leader;
-  if (const MemberConfig* m = cluster_.find(leader)) hint.name = m->name;
+  if (const MemberConfig* m = find_member(leader)) hint.name = m->name;
   hint.client_address = client_address_of(leader);
   r.leader = std::move(hint);
   return r;

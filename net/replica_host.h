@@ -49,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -60,6 +61,7 @@
 #include "net/cluster_config.h"
 #include "net/connection.h"
 #include "net/disk_full.h"
+#include "net/peer_codec.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -120,6 +122,9 @@ struct HostOptions {
   std::size_t log_map_bytes = storage::log_map_bytes_default;
   // A full disk: free space kept in reserve, retry pauses (net/disk_full.h).
   DiskFullOptions disk_full;
+  // The member joined a running cluster (coordd --initial-cluster-state existing): its log
+  // starts empty and the configuration comes from the leader, never from `cluster`.
+  bool join_existing = false;
 };
 
 // Where the host's effects go: the peer transport, the client port, the process.
@@ -144,6 +149,8 @@ class HostOutput {
     (void)leader;
     return false;
   }
+  // The members to dial changed (ReplicaHost::peers()).
+  virtual void members_changed() {}
 };
 
 // Runs the log write away from the event loop: `work` on another thread, then `done` back on the
@@ -182,6 +189,13 @@ class ReplicaHost {
   void connection_closed(ConnectionId connection);
   // A peer told us its client address (net/peer_codec.h), for leader hints and member lists.
   void set_client_address(raft::NodeId id, std::string address);
+  // A peer's hello: its client address, and its name and peer address, which teach a replica
+  // about a member whose addition it did not see in the log. False: the id is a member with
+  // another name, and the connection is refused.
+  bool peer_hello(const PeerHello& hello);
+  // The members to dial: every member of the configuration whose address is known (while the
+  // configuration is still unknown, a joining member dials whoever said hello).
+  std::vector<MemberConfig> peers() const;
 
   // Runs Ready cycles until the core has nothing more to hand out or a log write is in flight
   // (its completion pumps again).
@@ -252,6 +266,17 @@ class ReplicaHost {
   void request_write(ConnectionId connection, const ClientRequest& request);
   void request_read(ConnectionId connection, const ClientRequest& request);
   void request_lease_ttl(ConnectionId connection, const ClientRequest& request);
+  void request_member_change(ConnectionId connection, const ClientRequest& request);
+  // Learns the members that committed changes add or remove and saves the table (before the
+  // state machine marks those entries applied).
+  void apply_membership(const std::vector<raft::Entry>& committed);
+  // Members of the configuration known only from their hellos join the table; true if any did.
+  bool learn_from_hellos();
+  void save_members();
+  const MemberConfig* find_member(raft::NodeId id) const;
+  const MemberConfig* find_member(std::string_view name) const;
+  MemberInfo member_info(raft::NodeId id) const;
+  void answer_member_changes(const std::vector<raft::Entry>& committed);
   // Not the leader: forward when possible, else NotLeader (Unavailable without a leader).
   void route_to_leader(ConnectionId connection, const ClientRequest& request);
   ClientResponse read_now(const ClientRequest& request) const;
@@ -288,6 +313,20 @@ class ReplicaHost {
   };
   std::vector<SnapshotTransfer> transfers_;
 
+  std::string data_dir_;
+  // Every member this replica knows, saved in DIR/members (net/member_table.h); and what hellos
+  // said about members not in it yet.
+  std::map<raft::NodeId, MemberConfig> members_;
+  std::map<raft::NodeId, MemberConfig> heard_;
+  struct PendingChange {
+    ConnectionId connection;
+    std::uint64_t request_id;
+    raft::Term term;
+    std::uint64_t deadline_tick;
+    MemberConfig member;
+  };
+  std::map<raft::Index, PendingChange> pending_changes_;  // member changes, by the entry's index
+  raft::ConfState known_conf_;  // the configuration the output last heard about
   std::map<raft::NodeId, std::string> client_addresses_;  // learned from peers' hellos
   std::map<raft::Index, PendingWrite> pending_writes_;    // by the proposal's index
   std::map<std::uint64_t, PendingRead> pending_reads_;    // by ReadIndex request id

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "net/client_codec.h"
+#include "net/member_table.h"
 #include "net/uv_util.h"
 
 namespace coord::net {
@@ -45,8 +46,20 @@ Server::Server(const ServerOptions& options) : options_(options) {
     throw StartupError(fmt::format("--name {} is not in --initial-cluster ({})", options_.name, cluster_.spec()));
   }
   self_ = *self;
+  const std::string spec = cluster_.spec();
+  if (options_.join_existing) {
+    // The other members' ids are not positions in this list (members added at runtime have
+    // hashed ids): this member learns them from the leader, and knows only itself to start.
+    if (options_.cluster_token.empty()) {
+      throw StartupError("--initial-cluster-state existing needs --cluster-token (coordctl member add prints it)");
+    }
+    self_.id = member_id_for_name(self_.name);
+    cluster_.members = {self_};
+  }
   if (options_.tick_ms == 0) throw StartupError("--tick-ms must be positive");
-  const bool created = claim_data_dir(options_.data_dir, MemberIdentity{cluster_.token, self_.id, self_.name, cluster_.spec()});
+  options_.host.join_existing = options_.join_existing;
+  const bool created =
+      claim_data_dir(options_.data_dir, MemberIdentity{cluster_.token, self_.id, self_.name, spec, options_.join_existing});
   spdlog::info("{} data dir {} member={} id={} cluster={}", created ? "created" : "opened", options_.data_dir,
                self_.name, self_.id, cluster_.token);
 
@@ -70,7 +83,8 @@ Server::Server(const ServerOptions& options) : options_(options) {
 
   try {
     PeerTransport::Sink& peer_sink = *this;
-    peer_ = std::make_unique<PeerTransport>(&loop_.loop, cluster_, self_.id, advertise, peer_sink, options_.peer);
+    peer_ = std::make_unique<PeerTransport>(&loop_.loop, cluster_.token, self_, advertise, peer_sink, options_.peer);
+    peer_->set_peers(host_->peers());
     peer_->start(options_.listen_peer);
     if (!options_.listen_metrics.empty()) {
       try {
@@ -270,8 +284,10 @@ void Server::on_message(const raft::Message& message) {
   if (!stopping_) host_->step(message);
 }
 
-void Server::on_peer_hello(raft::NodeId id, const std::string& client_address) {
-  host_->set_client_address(id, client_address);
+bool Server::on_peer_hello(const PeerHello& hello) { return host_->peer_hello(hello); }
+
+void Server::members_changed() {
+  if (peer_ && !stopping_) peer_->set_peers(host_->peers());
 }
 
 void Server::on_request(ConnectionId connection, const ClientRequest& request) {

@@ -37,6 +37,10 @@ struct ServerOptions {
   std::string advertise_client;
   std::string initial_cluster;  // "n1=host:port,..."
   std::string cluster_token;    // empty: derived from initial_cluster
+  // --initial-cluster-state existing: join a running cluster that added this member (coordctl
+  // member add). The id comes from the name (net/member_table.h), the cluster token must be
+  // given, and the configuration comes from the leader.
+  bool join_existing = false;
   std::string listen_metrics;   // host:port for Prometheus text on /metrics; empty: none
   std::uint64_t tick_ms = 100;
   HostOptions host;
@@ -85,9 +89,10 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   void fatal(const std::string& reason) override;
   std::size_t queued_bytes(ConnectionId connection) const override;
   bool forward(ConnectionId connection, const ClientRequest& request, const LeaderHint& leader) override;
+  void members_changed() override;
   // PeerTransport::Sink
   void on_message(const raft::Message& message) override;
-  void on_peer_hello(raft::NodeId id, const std::string& client_address) override;
+  bool on_peer_hello(const PeerHello& hello) override;
   // ClientServer::Sink
   void on_request(ConnectionId connection, const ClientRequest& request) override;
   void on_connection_closed(ConnectionId connection) override;

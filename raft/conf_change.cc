@@ -8,9 +8,11 @@ namespace coord::raft {
 
 namespace {
 
-// Layout: version (1 byte), type (1 byte), node id (8 bytes, little-endian). Fixed size and
-// explicit byte order so every replica, whatever its platform, decodes the same change.
+// Layout: version (1 byte), type (1 byte), node id (8 bytes, little-endian), then for version 2
+// the context bytes up to the end. Explicit byte order so every replica, whatever its platform,
+// decodes the same change.
 constexpr std::uint8_t kConfChangeVersion = 1;
+constexpr std::uint8_t kConfChangeVersionWithContext = 2;
 constexpr std::size_t kConfChangeBytes = 10;
 
 void insert_sorted(std::vector<NodeId>& ids, NodeId id) {
@@ -38,17 +40,24 @@ void normalize(std::vector<NodeId>& ids) {
 
 std::string encode_conf_change(const ConfChange& change) {
   std::string out(kConfChangeBytes, '\0');
-  out[0] = static_cast<char>(kConfChangeVersion);
+  out[0] = static_cast<char>(change.context.empty() ? kConfChangeVersion : kConfChangeVersionWithContext);
   out[1] = static_cast<char>(change.type);
   for (std::size_t k = 0; k < 8; ++k) {
     out[2 + k] = static_cast<char>((change.node >> (8 * k)) & 0xff);
   }
+  out += change.context;
   return out;
 }
 
 std::optional<ConfChange> decode_conf_change(std::string_view bytes) {
-  if (bytes.size() != kConfChangeBytes) return std::nullopt;
-  if (static_cast<std::uint8_t>(bytes[0]) != kConfChangeVersion) return std::nullopt;
+  if (bytes.size() < kConfChangeBytes) return std::nullopt;
+  const auto version = static_cast<std::uint8_t>(bytes[0]);
+  if (version == kConfChangeVersion && bytes.size() != kConfChangeBytes) return std::nullopt;
+  if (version == kConfChangeVersionWithContext &&
+      (bytes.size() == kConfChangeBytes || bytes.size() > kConfChangeBytes + conf_change_context_bytes_max)) {
+    return std::nullopt;
+  }
+  if (version != kConfChangeVersion && version != kConfChangeVersionWithContext) return std::nullopt;
   const auto type = static_cast<std::uint8_t>(bytes[1]);
   if (type > static_cast<std::uint8_t>(ConfChangeType::RemoveNode)) return std::nullopt;
   NodeId node = 0;
@@ -57,7 +66,7 @@ std::optional<ConfChange> decode_conf_change(std::string_view bytes) {
   }
   // Node 0 means "nobody"; a change naming it can only come from corruption or a bug.
   if (node == kNoNode) return std::nullopt;
-  return ConfChange{static_cast<ConfChangeType>(type), node};
+  return ConfChange{static_cast<ConfChangeType>(type), node, std::string(bytes.substr(kConfChangeBytes))};
 }
 
 ConfState apply_conf_change(const ConfState& conf, const ConfChange& change) {

@@ -3,6 +3,7 @@
 // same sequence of configurations in log order.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,10 +21,16 @@ enum class ConfChangeType : std::uint8_t {
 struct ConfChange {
   ConfChangeType type = ConfChangeType::AddVoter;
   NodeId node = kNoNode;
+  // Opaque to the core: the host's description of the member (net/member_table.h: its name and
+  // peer address), so that every replica learns it in log order with the change itself.
+  std::string context{};
 
   bool operator==(const ConfChange&) const = default;
 };
 
+// Version 1 (10 bytes) without a context, version 2 (10 bytes + context) with one, so that a
+// change without context stays readable by builds that only know version 1.
+inline constexpr std::size_t conf_change_context_bytes_max = 4096;
 std::string encode_conf_change(const ConfChange& change);
 std::optional<ConfChange> decode_conf_change(std::string_view bytes);
 

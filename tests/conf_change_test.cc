@@ -98,3 +98,22 @@ TEST_CASE("apply normalizes an unsorted configuration and ignores node 0") {
   CHECK(conf.learners == std::vector<NodeId>{4, 5});
   CHECK(is_voter(unsorted, 1));
 }
+
+TEST_CASE("conf change context round-trips as version 2 and is bounded") {
+  const ConfChange change{ConfChangeType::AddLearner, 0x8000000000000042ULL, "name=n4\npeer=127.0.0.1:7004\n"};
+  const std::string bytes = encode_conf_change(change);
+  CHECK(bytes.size() == 10 + change.context.size());
+  CHECK(bytes[0] == 2);
+  CHECK(decode_conf_change(bytes) == change);
+  // Without a context the encoding stays version 1, which older builds read.
+  CHECK(encode_conf_change({ConfChangeType::AddLearner, 7})[0] == 1);
+  // A version-1 change with trailing bytes, or an oversized context, is refused.
+  std::string v1_with_tail = bytes;
+  v1_with_tail[0] = 1;
+  CHECK_FALSE(decode_conf_change(v1_with_tail).has_value());
+  const std::string oversized =
+      encode_conf_change({ConfChangeType::AddVoter, 5, std::string(coord::raft::conf_change_context_bytes_max + 1, 'x')});
+  CHECK_FALSE(decode_conf_change(oversized).has_value());
+  // The core ignores the context: the configuration only depends on type and node.
+  CHECK(apply_conf_change(ConfState{{1}, {}}, change) == ConfState{{1}, {0x8000000000000042ULL}});
+}

@@ -335,6 +335,71 @@ wait "$beta_pid" || rc=$?
 expect 0 "no leader /elections/e1" elect --observe e1 --max-events 1
 expect_error 2 "elect needs NAME VALUE" elect e1
 
+# Membership: add a learner (never started here: the cluster keeps its quorum of three), promote
+# it, remove it; goldens of the human and --json output, and the stable error codes.
+token="$(ctl --json status | grep -o '"cluster":"[^"]*"' | head -n 1 | sed 's/"cluster":"\(.*\)"/\1/')"
+[ -n "$token" ] || fail "no cluster token in status --json"
+first_port="${endpoints%%,*}"
+first_port="${first_port##*:}"
+n4_peer="127.0.0.1:$((first_port + 40))"
+n5_peer="127.0.0.1:$((first_port + 41))"
+# net::member_id_for_name: FNV-1a 64 of "coord-member/NAME" with the top bit set. Recomputed
+# here with bash's wrapping 64-bit arithmetic, so the ids are checked against a second
+# implementation.
+member_id() {
+  local text="coord-member/$1" h=-3750763034362895579 k c  # 0xcbf29ce484222325 as signed
+  for ((k = 0; k < ${#text}; k++)); do
+    printf -v c '%d' "'${text:k:1}"
+    h=$(((h ^ c) * 1099511628211))
+  done
+  printf '%u' $((h | (1 << 63)))
+}
+n4_id="$(member_id n4)"
+[ "$n4_id" = 10530330170123407794 ] || fail "member_id n4 = $n4_id"
+peers="$(ctl --json member list | grep -o '"name":"n[0-9]","peer_address":"[^"]*"' |
+  sed 's/"name":"\(n[0-9]\)","peer_address":"\(.*\)"/\1=\2/' | paste -sd, -)"
+expect 0 "added member n4 id=$n4_id as learner to cluster $token
+start it with: coordd --name n4 --listen-peer $n4_peer --initial-cluster-state existing --cluster-token $token --initial-cluster $peers,n4=$n4_peer --data-dir DIR --listen-client HOST:PORT" \
+  member add n4 --peer-url "$n4_peer" --learner
+expect_error 1 "member-exists (104)" member add n4 --peer-url "$n5_peer"
+n1_peer="${peers%%,*}"
+expect_error 1 "member-exists (104)" member add n5 --peer-url "${n1_peer#n1=}"
+expect_error 1 "invalid-request (8)" member add 'bad/name' --peer-url "$n5_peer"
+expect_error 1 "unknown-member (103)" member promote nobody
+expect_error 1 "unknown-member (103)" member remove nobody
+expect_error 1 "not-learner (105)" member promote n1
+rc=0
+ctl --json member promote nobody >/dev/null 2>"$dir/stderr" || rc=$?
+[ "$rc" -eq 1 ] && grep -qF '"code":103' "$dir/stderr" && grep -qF '"error":"unknown-member"' "$dir/stderr" ||
+  fail "--json member error: exit $rc, $(cat "$dir/stderr")"
+# member list, human and --json, with the learner.
+leader_name="$(ctl --json member list | grep -o '"leader":true,"learner":false,"name":"n[0-9]"' | sed 's/.*"name":"\(n[0-9]\)"/\1/')"
+[ -n "$leader_name" ] || fail "member list --json shows no leader"
+want="$(printf '%20s %-10s %-22s %-22s %-8s %s\n' ID NAME PEER CLIENT ROLE LEADER)"
+want_json="["
+i=0
+for ep in ${endpoints//,/ }; do
+  i=$((i + 1))
+  peer="$(echo "$peers" | tr , '\n' | sed -n "s/^n$i=//p")"
+  star=""
+  is_leader=false
+  if [ "n$i" = "$leader_name" ]; then star="*"; is_leader=true; fi
+  want+=$'\n'"$(printf '%20s %-10s %-22s %-22s %-8s %s' "$i" "n$i" "$peer" "$ep" voter "$star")"
+  want_json+="{\"client_address\":\"$ep\",\"id\":$i,\"leader\":$is_leader,\"learner\":false,\"name\":\"n$i\",\"peer_address\":\"$peer\",\"voter\":true},"
+done
+want+=$'\n'"$(printf '%20s %-10s %-22s %-22s %-8s %s' "$n4_id" n4 "$n4_peer" "?" learner "")"
+want_json+="{\"client_address\":\"\",\"id\":$n4_id,\"leader\":false,\"learner\":true,\"name\":\"n4\",\"peer_address\":\"$n4_peer\",\"voter\":false}]"
+expect 0 "$want" member list
+expect 0 "$want_json" --json member list
+expect 0 "promoted member n4 id=$n4_id" member promote n4
+expect 0 "removed member n4 id=$n4_id" member remove n4
+n5_id="$(member_id n5)"
+expect 0 "{\"client_address\":\"\",\"cluster\":\"$token\",\"coordd_flags\":\"--name n5 --listen-peer $n5_peer --initial-cluster-state existing --cluster-token $token --initial-cluster $peers,n5=$n5_peer\",\"id\":$n5_id,\"initial_cluster\":\"$peers,n5=$n5_peer\",\"leader\":false,\"learner\":true,\"name\":\"n5\",\"peer_address\":\"$n5_peer\",\"voter\":false}" \
+  --json member add n5 --peer-url "$n5_peer" --learner
+expect 0 "{\"client_address\":\"\",\"cluster\":\"$token\",\"id\":$n5_id,\"leader\":false,\"learner\":false,\"name\":\"n5\",\"peer_address\":\"$n5_peer\",\"removed\":true,\"voter\":false}" \
+  --json member remove n5
+[ "$(ctl member list | grep -c voter)" -eq 3 ] || fail "after the changes, member list printed $(ctl member list)"
+
 # Usage errors and an unreachable cluster.
 expect_error 2 "expect" cas /a x
 rc=0

@@ -1,5 +1,5 @@
 // End-to-end full disk: one member's data directory is a small tmpfs that the test fills with a
-// filler file. A leader with the full disk answers writes with no-space (103) at once, keeps
+// filler file. A leader with the full disk answers writes with no-space (107) at once, keeps
 // serving serializable reads, and the others elect a leader and go on taking writes; a follower
 // with the full disk falls behind while the cluster goes on. When the filler is removed the
 // member recovers by itself (same process, no restart) and catches up; every acknowledged write

@@ -41,6 +41,7 @@ cmake --install "$build" --prefix "$dir/prefix" >"$dir/install.log" 2>&1 || fail
 [ -f "$dir/prefix/lib/cmake/coord/coordConfig.cmake" ] || fail "no coordConfig.cmake installed"
 [ -f "$dir/prefix/include/coord/client/client.h" ] || fail "no client headers installed"
 [ -x "$dir/prefix/bin/coordctl" ] || fail "no coordctl installed"
+[ -x "$dir/prefix/bin/coordd" ] || fail "no coordd installed"
 cmake -S "$src/examples/election_lock" -B "$dir/example" -DCMAKE_PREFIX_PATH="$dir/prefix" \
   -DCMAKE_BUILD_TYPE="$build_type" "${cxx_args[@]}" >"$dir/configure.log" 2>&1 || fail "configuring the example"
 cmake --build "$dir/example" >"$dir/build.log" 2>&1 || fail "building the example"

@@ -16,6 +16,7 @@
 #include "kv/codec.h"
 #include "kv/memory_storage.h"
 #include "net/cluster_config.h"
+#include "net/member_table.h"
 #include "net/os_random.h"
 #include "net/replica_host.h"
 
@@ -501,6 +502,66 @@ TEST_CASE("a snapshot request streams the state in chunks while the connection h
   CHECK(restored.revision() == 20);
   CHECK(restored.applied_index() == got.back().index);
   CHECK(restored.get("/s7").ok());
+}
+
+TEST_CASE("host: membership changes on a one-member cluster, kept in DIR/members across a restart") {
+  Fixture f;
+  auto host = f.open();
+  f.elect(*host);
+  auto change = [&](net::RequestKind kind, const std::string& name, const std::string& peer = "", bool learner = false) {
+    net::ClientRequest r;
+    r.kind = kind;
+    r.member_name = name;
+    r.peer_address = peer;
+    r.learner = learner;
+    return f.call(*host, r);
+  };
+  auto list = [&] {
+    net::ClientRequest r;
+    r.kind = net::RequestKind::MemberList;
+    return f.call(*host, r);
+  };
+  const net::ClientResponse added = change(net::RequestKind::MemberAdd, "n2", "127.0.0.1:3", true);
+  REQUIRE_MESSAGE(added.ok(), added.message);
+  CHECK(added.cluster == f.cluster.token);
+  REQUIRE(added.members.size() == 1);
+  CHECK(added.members[0].id == net::member_id_for_name("n2"));
+  CHECK(added.members[0].learner);
+  // Every replica dials it now, and it is on disk before the change counts as applied.
+  const std::vector<net::MemberConfig> peers = host->peers();
+  REQUIRE(peers.size() == 1);
+  CHECK(peers[0] == net::MemberConfig{net::member_id_for_name("n2"), "n2", "127.0.0.1:3"});
+  const auto saved = net::load_member_table(f.dir);
+  REQUIRE(saved.has_value());
+  CHECK(saved->size() == 2);
+
+  CHECK(change(net::RequestKind::MemberAdd, "n2", "127.0.0.1:4").error == net::ErrorCode::MemberExists);
+  CHECK(change(net::RequestKind::MemberAdd, "n3", "127.0.0.1:3").error == net::ErrorCode::MemberExists);
+  CHECK(change(net::RequestKind::MemberPromote, "n1").error == net::ErrorCode::NotLearner);
+  CHECK(change(net::RequestKind::MemberPromote, "n9").error == net::ErrorCode::UnknownMember);
+  CHECK(change(net::RequestKind::MemberRemove, "n1").error == net::ErrorCode::LastVoter);
+  // A hello may not contradict a member: n2's id under another name, or n2's name under another id.
+  CHECK_FALSE(host->peer_hello(net::PeerHello{f.cluster.token, net::member_id_for_name("n2"), 1, "n7", "", "127.0.0.1:9"}));
+  CHECK_FALSE(host->peer_hello(net::PeerHello{f.cluster.token, 77, 1, "n2", "", "127.0.0.1:9"}));
+  CHECK(host->peer_hello(net::PeerHello{f.cluster.token, net::member_id_for_name("n2"), 1, "n2", "127.0.0.1:5", "127.0.0.1:3"}));
+
+  host.reset();
+  host = f.open();
+  f.elect(*host);
+  net::ClientResponse members = list();
+  REQUIRE(members.members.size() == 2);
+  CHECK(members.members[1].name == "n2");
+  CHECK(members.members[1].peer_address == "127.0.0.1:3");
+  CHECK(members.members[1].learner);
+
+  const net::ClientResponse removed = change(net::RequestKind::MemberRemove, "n2");
+  REQUIRE_MESSAGE(removed.ok(), removed.message);
+  CHECK(removed.members.at(0).name == "n2");
+  CHECK_FALSE(removed.members.at(0).learner);
+  CHECK(host->peers().empty());
+  CHECK(net::load_member_table(f.dir)->size() == 1);
+  CHECK(list().members.size() == 1);
+  CHECK(f.output.fatal_reason.empty());
 }
 
 // The state machine's LMDB commits without fsync (net/state_sync_marker.h). What a crash can leave
