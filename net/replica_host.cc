@@ -43,8 +43,8 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       output_(output),
       disk_(disk),
       watches_(options.watch),
-      disk_full_(options.disk_full),
-      data_dir_(data_dir) {
+      data_dir_(data_dir),
+      disk_full_(options.disk_full) {
   // The member table: as saved, else (a data dir from before runtime membership, or a new one)
   // the initial cluster; a joining member starts knowing only itself.
   if (auto table = load_member_table(data_dir)) {
