@@ -110,6 +110,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
+  // Any flag above may come from a TOML file instead (`name = "n1"`, `listen-peer = "..."`); flags
+  // given on the command line win. A key that is not a flag is an error, so a typo in a file
+  // is not silently ignored.
+  app.set_config("--config", "", "Read flags from a TOML file (key = value, keys named like the flags without "
+                 "the leading --); command-line flags override it");
+  app.allow_config_extras(CLI::config_extras_mode::error);
 
   try {
     app.parse(argc, argv);
