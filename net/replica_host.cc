@@ -80,6 +80,7 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   last_snapshot_bytes_ = restore.snapshot_data ? restore.snapshot_data->size() : 0;
   for (const raft::Entry& e : restore.entries) log_bytes_since_snapshot_ += e.data.size();
   snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
+  transfer_snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
   raft::Config config = options_.raft;
   config.id = self_.id;
   spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
@@ -101,6 +102,7 @@ std::uint64_t ReplicaHost::now_ms() const {
 
 ReplicaHost::~ReplicaHost() {
   snapshots_.reset();  // its view of the state must end before the state closes
+  transfer_snapshots_.reset();
   // A stop that gets here (not a crash): make the state durable, so that the next start need
   // not distrust it even after a machine crash.
   if (!kv_storage_ || options_.kv_sync) return;
@@ -179,6 +181,7 @@ void ReplicaHost::do_tick() {
   if (!check_fault()) return;
   finish_snapshot();  // one serialized in the background while the host was idle
   if (failed_) return;
+  finish_transfer_snapshot();
   sync_leadership();
   expire_requests();
   expire_leases();
@@ -389,31 +392,60 @@ void ReplicaHost::connection_closed(ConnectionId connection) {
   if (failed_) return;
   watches_.connection_closed(connection, *sm_);
   std::erase_if(transfers_, [&](const SnapshotTransfer& t) { return t.connection == connection; });
+  std::erase_if(snapshot_waiters_now_, [&](const SnapshotWaiter& w) { return w.connection == connection; });
+  std::erase_if(snapshot_waiters_next_, [&](const SnapshotWaiter& w) { return w.connection == connection; });
 }
 
 void ReplicaHost::request_snapshot(ConnectionId connection, const ClientRequest& request) {
-  if (transfers_.size() >= options_.snapshot_transfers_max) {
+  const std::size_t under_way = transfers_.size() + snapshot_waiters_now_.size() + snapshot_waiters_next_.size();
+  if (under_way >= options_.snapshot_transfers_max) {
     output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
                                                fmt::format("{} snapshot transfers under way; retry later",
-                                                           transfers_.size())));
+                                                           under_way)));
     return;
   }
-  SnapshotTransfer t;
-  t.connection = connection;
-  t.request_id = request.id;
+  snapshot_waiters_next_.push_back(SnapshotWaiter{connection, request.id});
+  begin_transfer_snapshot();
+  finish_transfer_snapshot();  // done already when serialized inline
+}
+
+void ReplicaHost::begin_transfer_snapshot() {
+  if (snapshot_waiters_next_.empty() || transfer_snapshots_->busy()) return;
   try {
-    const kv::SnapshotSource source = sm_->begin_snapshot();
-    t.data = std::make_shared<const std::string>(source.bytes());
-    t.revision = source.revision();
-    t.index = source.index();
+    // The view is pinned here, on the loop thread: it holds everything applied so far.
+    transfer_snapshots_->start(sm_->begin_snapshot());
   } catch (const kv::StorageError& e) {
-    output_.respond(connection, error_response(request.id, ErrorCode::Unavailable,
-                                               fmt::format("snapshot failed: {}", e.what())));
+    for (const SnapshotWaiter& w : snapshot_waiters_next_) {
+      output_.respond(w.connection, error_response(w.request_id, ErrorCode::Unavailable,
+                                                   fmt::format("snapshot failed: {}", e.what())));
+    }
+    snapshot_waiters_next_.clear();
     return;
   }
-  spdlog::info("snapshot transfer started bytes={} index={} revision={}", t.data->size(), t.index, t.revision);
-  transfers_.push_back(std::move(t));
+  snapshot_waiters_now_ = std::exchange(snapshot_waiters_next_, {});
+}
+
+void ReplicaHost::finish_transfer_snapshot() {
+  std::optional<SnapshotWorker::Done> done = transfer_snapshots_->take();
+  if (!done) return;
+  for (const SnapshotWaiter& w : std::exchange(snapshot_waiters_now_, {})) {
+    if (!done->data) {
+      output_.respond(w.connection, error_response(w.request_id, ErrorCode::Unavailable,
+                                                   fmt::format("snapshot failed: {}", done->error)));
+      continue;
+    }
+    SnapshotTransfer t;
+    t.connection = w.connection;
+    t.request_id = w.request_id;
+    t.data = done->data;  // shared by every waiter of this round
+    t.revision = done->revision;
+    t.index = done->index;
+    spdlog::info("snapshot transfer started bytes={} index={} revision={} serialized_s={:.3f}", t.data->size(),
+                 t.index, t.revision, done->seconds);
+    transfers_.push_back(std::move(t));
+  }
   send_snapshots();
+  begin_transfer_snapshot();
 }
 
 void ReplicaHost::send_snapshots() {

@@ -261,6 +261,10 @@ class ReplicaHost {
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
   void send_snapshots();
+  // Begins serializing for the waiters in `next`, if any and the worker is free.
+  void begin_transfer_snapshot();
+  // Hands a finished snapshot to its waiters as transfers; then begins the next one.
+  void finish_transfer_snapshot();
   std::uint64_t now_ms() const;
 
   void request_write(ConnectionId connection, const ClientRequest& request);
@@ -312,6 +316,16 @@ class ReplicaHost {
     raft::Index index = 0;
   };
   std::vector<SnapshotTransfer> transfers_;
+  // `coordctl snapshot save` requests waiting for their snapshot's bytes, which a worker of their
+  // own serializes off the loop (a large state would stall it for seconds). Those in `now` get
+  // the snapshot being made; those in `next` came after it began, so they get a fresh one (it
+  // must hold every write acknowledged before the request).
+  struct SnapshotWaiter {
+    ConnectionId connection = 0;
+    std::uint64_t request_id = 0;
+  };
+  std::vector<SnapshotWaiter> snapshot_waiters_now_;
+  std::vector<SnapshotWaiter> snapshot_waiters_next_;
 
   std::string data_dir_;
   // Every member this replica knows, saved in DIR/members (net/member_table.h); and what hellos
@@ -339,6 +353,7 @@ class ReplicaHost {
   std::uint64_t log_bytes_at_snapshot_start_ = 0;
   // Declared after the stores: a snapshot in progress holds a view of the state machine's.
   std::unique_ptr<SnapshotWorker> snapshots_;
+  std::unique_ptr<SnapshotWorker> transfer_snapshots_;  // for snapshot_waiters_now_
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

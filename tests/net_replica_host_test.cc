@@ -690,3 +690,60 @@ TEST_CASE("snapshots are serialized off the loop thread and spaced by the log by
   REQUIRE(big.ok());
   CHECK(big.node->value.size() == 64 * 1024);
 }
+
+TEST_CASE("snapshot saves are serialized off the loop; a request made while one is being serialized gets a newer one") {
+  Fixture f;
+  f.options.snapshot_in_background = true;
+  f.options.snapshot_transfers_max = 3;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 10; ++k) REQUIRE(f.put(*host, fmt::format("/a{}", k), "v").ok());
+  net::ClientRequest first;
+  first.id = 901;
+  first.kind = net::RequestKind::Snapshot;
+  host->request(3, first);
+  // Acknowledged after the first request: the second one's snapshot must hold it.
+  REQUIRE(f.put(*host, "/after-first", "v").ok());
+  net::ClientRequest second = first;
+  second.id = 902;
+  host->request(4, second);
+  auto stream_of = [&](std::uint64_t id) {
+    std::string bytes;
+    const net::ClientResponse* last = nullptr;
+    for (const auto& frame : f.output.frames) {
+      if (frame.second.id != id) continue;
+      bytes += frame.second.chunk;
+      last = &frame.second;
+    }
+    return std::make_pair(bytes, last ? std::optional<net::ClientResponse>(*last) : std::nullopt);
+  };
+  auto finished = [&](std::uint64_t id) {
+    auto s = stream_of(id);
+    return s.second.has_value() && (s.second->done || !s.second->ok());
+  };
+  // Ticks pick up what the worker finished; bounded wait.
+  for (int t = 0; t < 1000 && !(finished(901) && finished(902)); ++t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    host->tick();
+    host->pump();
+  }
+  REQUIRE(finished(901));
+  REQUIRE(finished(902));
+  auto restore = [](const std::string& bytes, kv::MemoryStorage& storage) {
+    auto sm = std::make_unique<kv::StateMachine>(storage);
+    REQUIRE(sm->restore(bytes).ok());
+    return sm;
+  };
+  kv::MemoryStorage s1, s2;
+  const auto [bytes1, last1] = stream_of(901);
+  const auto [bytes2, last2] = stream_of(902);
+  REQUIRE(last1->ok());
+  REQUIRE(last2->ok());
+  const auto one = restore(bytes1, s1);
+  const auto two = restore(bytes2, s2);
+  CHECK(one->revision() >= 10);
+  CHECK(one->get("/a9").ok());
+  CHECK(two->get("/after-first").ok());
+  CHECK(two->revision() == 11);
+  CHECK(f.output.fatal_reason.empty());
+}
