@@ -236,7 +236,8 @@ int run(const Options& o) {
     return kExitSetup;
   }
   if (!violations.empty()) {
-    fmt::print("coordd logs: {}\n", work_dir);
+    history.write(work_dir + "/history.txt");
+    fmt::print("coordd logs: {}, the history: {}/history.txt\n", work_dir, work_dir);
     return kExitViolations;
   }
   keep_logs = o.keep_logs;

@@ -1,6 +1,7 @@
 #include "harness/history.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include <fmt/format.h>
@@ -29,6 +30,23 @@ void History::add(Record record) {
 std::vector<Record> History::records() const {
   std::lock_guard lock(mutex_);
   return records_;
+}
+
+void History::write(const std::string& path) const {
+  std::vector<Record> all = records();
+  std::stable_sort(all.begin(), all.end(), [](const Record& a, const Record& b) { return a.call_us < b.call_us; });
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return;
+  for (const Record& r : all) {
+    Op op;
+    op.client = r.client;
+    op.call = r.call_us;
+    op.ret = r.output ? r.ret_us : sim::kNeverReturned;
+    op.input = r.input;
+    op.output = r.output;
+    fmt::print(f, "{} {}\n", Model::group_path(r.group), show(op));
+  }
+  std::fclose(f);
 }
 
 Counts History::counts() const {
@@ -75,7 +93,9 @@ Judgement History::judge(std::size_t steps_max) const {
       op.ret = r.ret_us;
       op.output = r.output;
     } else if (auto b = bound.find(&r); b != bound.end()) {
+      // Bounded, so it cannot be "placed last" to say it never applied: say so explicitly.
       op.ret = b->second;
+      op.may_skip = true;
     }
     groups[r.group].push_back(std::move(op));
   }

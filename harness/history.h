@@ -8,8 +8,10 @@
 // time may still apply, but only before the next write of its session applies (a session's
 // older sequence is refused once a newer one is applied; client/README.md), and each worker
 // writes through one session, one write at a time: so its effect, if any, is placed no later
-// than the return of the worker's next write that came back with a result. Without one it stays
-// open to the end.
+// than the return of the worker's next write that came back with a result, or it never happened
+// (Operation::may_skip: without it, a bounded unknown write had to apply, and a history in which
+// it never did was reported as a violation). Without a later answered write it stays open to
+// the end.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +54,9 @@ class History {
   // write without a result.
   Counts counts() const;
   Judgement judge(std::size_t steps_max = 50'000'000) const;
+  // Every operation, one line each in invocation order (client, times, input, outcome): written
+  // next to the coordd logs when a run fails, so a violation can be read against them.
+  void write(const std::string& path) const;
 
  private:
   mutable std::mutex mutex_;

@@ -19,6 +19,15 @@ namespace coord::net {
 
 namespace {
 
+// A deliberately broken host, compiled only into a test program (tests/CMakeLists.txt,
+// coordd_bug_local_reads), never into coordd: it answers linearizable reads from its own state,
+// as if they were serializable. The fault harness must catch it (e2e_faults_broken_build_caught).
+#if defined(COORD_NET_BUG_LOCAL_READS)
+inline constexpr bool kBugLocalReads = true;
+#else
+inline constexpr bool kBugLocalReads = false;
+#endif
+
 // A new member of the initial cluster: nothing on disk yet.
 bool fresh(const storage::LmdbLogStore& log) {
   return log.last_index() == 0 && log.snapshot_meta() == raft::SnapshotMeta{} &&
@@ -711,7 +720,7 @@ void ReplicaHost::request_write(ConnectionId connection, const ClientRequest& re
 }
 
 void ReplicaHost::request_read(ConnectionId connection, const ClientRequest& request) {
-  if (request.serializable) {
+  if (request.serializable || kBugLocalReads) {
     output_.respond(connection, read_now(request));
     return;
   }

@@ -34,6 +34,10 @@ struct Operation {
   std::uint64_t ret = kNeverReturned;   // completion time, or kNeverReturned if unknown
   typename Model::Input input;
   std::optional<typename Model::Output> output;  // nullopt when the outcome is unknown
+  // An unknown outcome whose effect, if any, happened before `ret` (a finite bound the caller
+  // knows, e.g. the next answered write of the same session): the search may also take it as
+  // never having happened at all. (With ret = kNeverReturned, placing it last says the same.)
+  bool may_skip = false;
 };
 
 struct LinearizabilityResult {
@@ -132,6 +136,7 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
   struct Frame {
     std::size_t op;
     State state_before;
+    bool skipped = false;  // linearized without effect (Operation::may_skip)
   };
   std::vector<Frame> stack;
   detail::Bits linearized(n);
@@ -149,6 +154,35 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
   };
   State state = Model::init();
   std::size_t entry = next[0];
+  // Takes `op` (whose call and return are unlinked by the caller on success) as having had no
+  // effect, if allowed and not tried from this point before.
+  auto try_skip = [&](std::size_t op) {
+    if (!ops[op].may_skip || ops[op].output) return false;
+    detail::Bits bits = linearized;
+    bits.set(op);
+    if (!seen.insert(Memo{bits, state}).second) return false;
+    stack.push_back(Frame{op, state, true});
+    linearized = std::move(bits);
+    if (stack.size() > result.longest_prefix) {
+      result.longest_prefix = stack.size();
+      best = linearized;
+    }
+    return true;
+  };
+  // Undoes the top frame; true when it was an applied may_skip operation now taken as skipped
+  // instead (the search goes on from the start of the list), false when the caller continues
+  // after its call event.
+  auto backtrack = [&]() {
+    Frame top = std::move(stack.back());
+    stack.pop_back();
+    linearized.reset(top.op);
+    state = std::move(top.state_before);
+    if (!top.skipped && try_skip(top.op)) return true;  // call and return stay unlinked
+    relink(ret_node[top.op]);
+    relink(call_node[top.op]);
+    entry = next[call_node[top.op]];
+    return false;
+  };
 
   while (next[0] != end) {
     if (++result.steps > steps_max) {
@@ -158,13 +192,7 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
     if (entry == end) {
       // Nothing more can go next in this branch.
       if (stack.empty()) return not_linearizable();
-      Frame top = std::move(stack.back());
-      stack.pop_back();
-      linearized.reset(top.op);
-      state = std::move(top.state_before);
-      relink(ret_node[top.op]);
-      relink(call_node[top.op]);
-      entry = next[call_node[top.op]];
+      if (backtrack()) entry = next[0];
       continue;
     }
     const Event& ev = events[entry - 1];
@@ -189,17 +217,17 @@ LinearizabilityResult check_linearizable(const std::vector<Operation<Model>>& op
           continue;
         }
       }
+      if (try_skip(ev.op)) {
+        unlink(call_node[ev.op]);
+        unlink(ret_node[ev.op]);
+        entry = next[0];
+        continue;
+      }
       entry = next[entry];
     } else {
       // A return whose call is not linearized yet: some earlier choice was wrong.
       if (stack.empty()) return not_linearizable();
-      Frame top = std::move(stack.back());
-      stack.pop_back();
-      linearized.reset(top.op);
-      state = std::move(top.state_before);
-      relink(ret_node[top.op]);
-      relink(call_node[top.op]);
-      entry = next[call_node[top.op]];
+      if (backtrack()) entry = next[0];
     }
   }
   return result;

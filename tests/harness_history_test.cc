@@ -120,3 +120,19 @@ TEST_CASE("an unknown write applies no later than its worker's next answered wri
   open.add(read);
   CHECK(open.judge().violations.empty());
 }
+
+TEST_CASE("a bounded unknown write may also never have applied") {
+  // Found by coord-faults (seed 6, 3 members): two puts of k1 timed out during an outage and
+  // never applied; their workers' next writes were answered; later reads still saw the value
+  // from before the outage. The bound must not force the unknown writes to have applied.
+  Builder b;
+  History h;
+  h.add(b.put(1, 0, 1, 0, "old"));
+  Builder never;  // what the unknown write would have returned; it is not applied in `b`
+  never.put(1, 0, 0, 0, "old");
+  h.add(unknown(never.put(2, 5, 6, 0, "lost")));
+  h.add(b.put(2, 7, 10, 1, "next"));  // worker 2's next answered write bounds it at 10
+  h.add(b.get(3, 20, 21, 0));         // sees "old"
+  const Judgement j = h.judge();
+  CHECK(j.violations.empty());
+}
