@@ -1,5 +1,7 @@
 #include "net/replica_host.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -67,12 +69,18 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   // The state machine commits on its own, after the log: it may be behind the log's snapshot
   // (a crash between installing a leader's snapshot in the log and restoring from it), never
   // ahead of the log's end (entries are durable before they apply).
+  // Otherwise the state is intact and only the log after it is replayed: the snapshot file is
+  // not read at all.
   if (sm_->applied_index() < restore.snapshot.index) {
     if (!restore.snapshot_data) {
       throw std::runtime_error(fmt::format("the log's snapshot at {} has no data to restore the state from",
                                            restore.snapshot.index));
     }
-    const kv::Status status = sm_->restore(*restore.snapshot_data);
+    // A torn or damaged file is refused by its checksum, naming it, before anything is restored.
+    const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
+    if (file) file->verify();
+    const kv::Status status = sm_->restore(restore.snapshot_data->bytes());
+    if (file) file->release_pages();
     if (!status.ok() || sm_->applied_index() != restore.snapshot.index) {
       throw std::runtime_error(fmt::format("restoring the state from the log's snapshot at {} failed: {}",
                                            restore.snapshot.index, status.message));
@@ -88,7 +96,8 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   last_snapshot_index_ = restore.snapshot.index;
   last_snapshot_bytes_ = restore.snapshot_data ? restore.snapshot_data->size() : 0;
   for (const raft::Entry& e : restore.entries) log_bytes_since_snapshot_ += e.data.size();
-  snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
+  // Snapshots for the log are files in its directory; those for `snapshot save` stay in memory.
+  snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background, log_->directory());
   transfer_snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
   raft::Config config = options_.raft;
   config.id = self_.id;
@@ -465,7 +474,7 @@ void ReplicaHost::send_snapshots() {
       const std::size_t n = std::min<std::size_t>(options_.snapshot_chunk_bytes, t.data->size() - t.offset);
       ClientResponse r;
       r.id = t.request_id;
-      r.chunk = t.data->substr(t.offset, n);
+      r.chunk = std::string(t.data->bytes().substr(t.offset, n));
       r.offset = t.offset;
       r.total_bytes = t.data->size();
       r.revision = t.revision;
@@ -990,7 +999,7 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   }
   kv::Status status;
   try {
-    status = sm_->restore(*snapshot.data);
+    status = sm_->restore(snapshot.data->bytes());
   } catch (const kv::StorageError& e) {
     fail(fmt::format("restoring the snapshot at {} failed: {}", index, e.what()));
     return;
@@ -998,6 +1007,10 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   if (!status.ok() || sm_->applied_index() != index) {
     fail(fmt::format("snapshot at {} does not restore (applied {}): {}", index, sm_->applied_index(), status.message));
     return;
+  }
+  // The log store wrote the bytes to a file: the core keeps that (mapped) instead of its copy.
+  if (const auto& file = log_->snapshot_file(); file && log_->snapshot_meta().index == index) {
+    node_->replace_snapshot_data(index, file);
   }
   last_snapshot_index_ = index;
   last_snapshot_bytes_ = snapshot.data->size();
@@ -1089,6 +1102,13 @@ void ReplicaHost::maybe_snapshot() {
     return;
   }
   if (node_->applied() != applied) return;  // mid-cycle; the next advance will do
+  if (auto no_room = lacks_room(log_->directory(), last_snapshot_bytes_, options_.disk_full)) {
+    // The log keeps its older snapshot and every entry after it, which load() restarts from
+    // just as well; try again after more entries.
+    spdlog::warn("no snapshot at {}: {}", applied, *no_room);
+    last_snapshot_index_ = applied;
+    return;
+  }
   try {
     // The view is pinned here, on the loop thread, at `applied`; the bytes are made elsewhere.
     snapshots_->start(sm_->begin_snapshot());
@@ -1114,15 +1134,14 @@ void ReplicaHost::finish_snapshot() {
     last_snapshot_index_ = std::max(last_snapshot_index_, index);
     return;
   }
-  const std::shared_ptr<const std::string>& data = done->data;
+  // A file of the log's directory, already durable (snapshot_worker.h): save_snapshot records it.
+  const raft::SnapshotDataPtr& data = done->data;
   // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
   node_->compact(index, data);
-  if (node_->snapshot_meta().index != index) return;  // the core keeps what is not yet durable
-  if (auto no_room = lacks_room(log_->directory(), data->size(), options_.disk_full)) {
-    // The log keeps its older snapshot and every entry after it, which load() restarts from
-    // just as well; the core's newer snapshot serves lagging followers meanwhile.
-    spdlog::warn("snapshot at {} not saved to the log: {}", index, *no_room);
-    last_snapshot_index_ = index;
+  if (node_->snapshot_meta().index != index) {
+    // The core keeps what is not yet durable: nobody holds this file (the store would remove it
+    // at the next snapshot or open anyway).
+    if (const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(data)) ::unlink(file->path().c_str());
     return;
   }
   try {

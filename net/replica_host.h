@@ -310,7 +310,7 @@ class ReplicaHost {
   struct SnapshotTransfer {
     ConnectionId connection = 0;
     std::uint64_t request_id = 0;
-    std::shared_ptr<const std::string> data;
+    raft::SnapshotDataPtr data;
     std::uint64_t offset = 0;
     kv::Revision revision = 0;
     raft::Index index = 0;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace coord::raft {
@@ -56,11 +58,38 @@ struct SnapshotMeta {
   bool operator==(const SnapshotMeta&) const = default;
 };
 
+// The bytes of a state-machine image. The core only reads them (a chunk at a time, to send),
+// so a host may keep them wherever suits it: in memory (below; the simulator and tests), or in a
+// read-only mapping of a file (the server, storage/snapshot_file.h), so that a large snapshot is
+// never copied into the heap whole.
+class SnapshotData {
+ public:
+  virtual ~SnapshotData() = default;
+  // Every byte, valid as long as this object lives.
+  virtual std::string_view bytes() const = 0;
+  std::size_t size() const { return bytes().size(); }
+};
+
+class InMemorySnapshotData final : public SnapshotData {
+ public:
+  explicit InMemorySnapshotData(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string_view bytes() const override { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+using SnapshotDataPtr = std::shared_ptr<const SnapshotData>;
+
+inline SnapshotDataPtr snapshot_bytes(std::string bytes) {
+  return std::make_shared<const InMemorySnapshotData>(std::move(bytes));
+}
+
 // A state-machine image. The bytes are shared because the leader keeps them while it streams
 // chunks to several followers.
 struct Snapshot {
   SnapshotMeta meta;
-  std::shared_ptr<const std::string> data;
+  SnapshotDataPtr data;
 
   bool empty() const { return meta.index == 0; }
 };
