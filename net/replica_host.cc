@@ -14,6 +14,7 @@
 #include "kv/codec.h"
 #include "net/data_dir.h"
 #include "net/member_table.h"
+#include "net/snapshot_receiver.h"
 #include "net/uv_util.h"
 #include "raft/conf_change.h"
 
@@ -101,6 +102,10 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   transfer_snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
   raft::Config config = options_.raft;
   config.id = self_.id;
+  // A snapshot from the leader goes into a file chunk by chunk, not into memory.
+  config.snapshot_receiver = [dir = log_->directory()](const raft::SnapshotMeta& meta) {
+    return std::make_unique<FileSnapshotReceiver>(dir, meta.index);
+  };
   spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
                self_.id, self_.name, restore.hard_state.term, restore.hard_state.vote,
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
@@ -998,8 +1003,10 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
     return;
   }
   kv::Status status;
+  const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(snapshot.data);
   try {
     status = sm_->restore(snapshot.data->bytes());
+    if (file) file->release_pages();  // read once; the page cache keeps them if memory allows
   } catch (const kv::StorageError& e) {
     fail(fmt::format("restoring the snapshot at {} failed: {}", index, e.what()));
     return;

@@ -32,6 +32,20 @@ namespace coord::raft {
 
 namespace {
 
+// The default home of an incoming snapshot's chunks.
+class InMemoryReceiver final : public SnapshotReceiver {
+ public:
+  bool append(std::string_view chunk) override {
+    bytes_.append(chunk);
+    return true;
+  }
+  std::uint64_t size() const override { return bytes_.size(); }
+  SnapshotDataPtr finish() override { return snapshot_bytes(std::move(bytes_)); }
+
+ private:
+  std::string bytes_;
+};
+
 bool is_response(MessageType type) {
   return type == MessageType::AppendResp || type == MessageType::HeartbeatResp ||
          type == MessageType::SnapshotResp;
@@ -490,23 +504,31 @@ void Node::handle_snapshot_chunk(const Message& m) {
   resp.index = m.snapshot.index;
   if (m.snapshot_offset == 0) {
     incoming_meta_ = m.snapshot;
-    incoming_data_.clear();
-  } else if (!(incoming_meta_ == m.snapshot) || incoming_data_.size() != m.snapshot_offset) {
+    incoming_ = config_.snapshot_receiver ? config_.snapshot_receiver(m.snapshot)
+                                          : std::make_unique<InMemoryReceiver>();
+  } else if (!incoming_ || !(incoming_meta_ == m.snapshot) || incoming_->size() != m.snapshot_offset) {
     // A duplicate, a gap, or a chunk of another transfer: say how much of it we hold.
-    resp.snapshot_offset = incoming_meta_ == m.snapshot ? incoming_data_.size() : 0;
+    resp.snapshot_offset = incoming_ && incoming_meta_ == m.snapshot ? incoming_->size() : 0;
     resp.reject = true;
     send(std::move(resp));
     return;
   }
-  incoming_data_ += m.snapshot_chunk;
+  // A receiver that cannot keep the bytes (a full disk, say): drop the transfer and answer
+  // nothing; the leader resends after its idle timeout and hears that we hold nothing.
+  SnapshotDataPtr data;
+  if (!incoming_ || !incoming_->append(m.snapshot_chunk) || (m.snapshot_done && !(data = incoming_->finish()))) {
+    incoming_.reset();
+    incoming_meta_ = SnapshotMeta{};
+    return;
+  }
   if (!m.snapshot_done) {
-    resp.snapshot_offset = incoming_data_.size();
+    resp.snapshot_offset = incoming_->size();
     send(std::move(resp));
     return;
   }
   SnapshotMeta meta = incoming_meta_;
-  install_snapshot(meta, snapshot_bytes(std::move(incoming_data_)));
-  incoming_data_.clear();
+  install_snapshot(meta, std::move(data));
+  incoming_.reset();
   incoming_meta_ = SnapshotMeta{};
   // Acknowledge the snapshot's index only: entries we kept after it may not match the leader.
   Message done;

@@ -194,9 +194,9 @@ class Node {
   // Proposals between two Readys go out in one Append per follower.
   bool broadcast_wanted_ = false;
 
-  // Snapshot being received from the leader, chunk by chunk.
+  // Snapshot being received from the leader, chunk by chunk (null when none is).
   SnapshotMeta incoming_meta_;
-  std::string incoming_data_;
+  std::unique_ptr<SnapshotReceiver> incoming_;
 
   // Output queues, drained by ready().
   std::vector<Message> messages_;

@@ -85,6 +85,18 @@ inline SnapshotDataPtr snapshot_bytes(std::string bytes) {
   return std::make_shared<const InMemorySnapshotData>(std::move(bytes));
 }
 
+// Where a follower keeps a snapshot's chunks as they arrive from the leader, so that a host can
+// put them in a file instead of memory. The default (no factory in Config) keeps them in memory.
+class SnapshotReceiver {
+ public:
+  virtual ~SnapshotReceiver() = default;
+  // Keeps the next chunk; false when it cannot (the transfer is then dropped and restarted).
+  virtual bool append(std::string_view chunk) = 0;
+  virtual std::uint64_t size() const = 0;
+  // Every chunk is in: the snapshot's bytes, or null when they cannot be kept.
+  virtual SnapshotDataPtr finish() = 0;
+};
+
 // A state-machine image. The bytes are shared because the leader keeps them while it streams
 // chunks to several followers.
 struct Snapshot {

@@ -294,7 +294,7 @@ void LmdbLogStore::open_env(const LogStoreOptions& options) {
     snapshot_file_ = SnapshotFile::open(directory_, SnapshotFileInfo{shape.snapshot.file, shape.snapshot.data_bytes,
                                                                      shape.snapshot.data_crc});
   }
-  remove_snapshot_files_except(directory_, shape.snapshot.file, true);
+  remove_snapshot_files_except(directory_, shape.snapshot.file);
 }
 
 LmdbLogStore::~LmdbLogStore() {
@@ -398,6 +398,7 @@ std::shared_ptr<const SnapshotFile> LmdbLogStore::file_for(const raft::SnapshotM
       throw LogStoreError(Kind::Invalid, 0,
                           fmt::format("log store {}: snapshot file {} is gone or changed", directory_, file->path()));
     }
+    file->sync();  // a follower's received file is synced here, on the disk thread
     return file;
   }
   return write_snapshot_file(directory_, meta.index, data->bytes());
@@ -405,7 +406,8 @@ std::shared_ptr<const SnapshotFile> LmdbLogStore::file_for(const raft::SnapshotM
 
 void LmdbLogStore::adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file) {
   snapshot_file_ = std::move(file);
-  remove_snapshot_files_except(directory_, snapshot_file_ ? snapshot_file_->info().name : std::string(), false);
+  remove_replaced_snapshot_files(directory_, snapshot_file_ ? snapshot_file_->info().name : std::string(),
+                                 shape_.snapshot.meta.index);
 }
 
 namespace {

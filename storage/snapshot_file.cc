@@ -103,9 +103,9 @@ void SnapshotFileWriter::append(std::string_view bytes) {
   }
 }
 
-SnapshotFileInfo SnapshotFileWriter::finish() {
+SnapshotFileInfo SnapshotFileWriter::finish(bool sync) {
   if (fd_ < 0) throw LogStoreError(Kind::Invalid, 0, fmt::format("snapshot file {}: finished twice", part_path_));
-  if (::fsync(fd_) != 0) fail(errno, part_path_, "fsync");
+  if (sync && ::fsync(fd_) != 0) fail(errno, part_path_, "fsync");
   const int fd = std::exchange(fd_, -1);
   if (::close(fd) != 0) {
     const int err = errno;
@@ -118,12 +118,14 @@ SnapshotFileInfo SnapshotFileWriter::finish() {
     ::unlink(part_path_.c_str());
     fail(err, path, "rename into place");
   }
-  sync_directory(directory_);
+  if (sync) sync_directory(directory_);
   return info_;
 }
 
-std::shared_ptr<const SnapshotFile> SnapshotFile::open(const std::string& directory, const SnapshotFileInfo& info) {
+std::shared_ptr<const SnapshotFile> SnapshotFile::open(const std::string& directory, const SnapshotFileInfo& info,
+                                                       bool durable) {
   std::shared_ptr<SnapshotFile> file(new SnapshotFile(directory, info));
+  file->durable_ = durable;
   const std::string path = file->path();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -173,6 +175,18 @@ void SnapshotFile::verify() const {
   }
 }
 
+void SnapshotFile::sync() const {
+  if (durable_) return;
+  const std::string p = path();
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(errno, p, "open to sync");
+  const int rc = ::fsync(fd) == 0 ? 0 : errno;
+  ::close(fd);
+  if (rc != 0) fail(rc, p, "fsync");
+  sync_directory(directory_);
+  durable_ = true;
+}
+
 void SnapshotFile::release_pages() const {
   if (mapped_ > 0) ::madvise(const_cast<char*>(data_), mapped_, MADV_DONTNEED);
 }
@@ -184,18 +198,51 @@ std::shared_ptr<const SnapshotFile> write_snapshot_file(const std::string& direc
   return SnapshotFile::open(directory, writer.finish());
 }
 
-void remove_snapshot_files_except(const std::string& directory, const std::string& keep, bool parts) {
+std::optional<raft::Index> snapshot_file_index(std::string_view name) {
+  if (!is_snapshot_file_name(name) || name.size() < name_prefix.size() + 16) return std::nullopt;
+  raft::Index index = 0;
+  for (char c : name.substr(name_prefix.size(), 16)) {
+    int digit = 0;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    index = index * 16 + static_cast<raft::Index>(digit);
+  }
+  return index;
+}
+
+namespace {
+
+// Removes the snapshot files of `directory` that `doomed` picks.
+template <typename Pick>
+void remove_snapshot_files(const std::string& directory, Pick doomed) {
   DIR* dir = ::opendir(directory.c_str());
   if (dir == nullptr) return;
-  std::vector<std::string> doomed;
+  std::vector<std::string> names;
   while (const dirent* e = ::readdir(dir)) {
     const std::string_view name = e->d_name;
-    if (!is_snapshot_file_name(name) || name == keep) continue;
-    if (ends_with(name, part_suffix) && !parts) continue;
-    doomed.emplace_back(name);
+    if (is_snapshot_file_name(name) && doomed(name)) names.emplace_back(name);
   }
   ::closedir(dir);
-  for (const std::string& name : doomed) ::unlink((directory + "/" + name).c_str());
+  for (const std::string& name : names) ::unlink((directory + "/" + name).c_str());
+}
+
+}  // namespace
+
+void remove_replaced_snapshot_files(const std::string& directory, const std::string& keep, raft::Index index) {
+  remove_snapshot_files(directory, [&](std::string_view name) {
+    if (name == keep || ends_with(name, part_suffix)) return false;
+    const auto at = snapshot_file_index(name);
+    return at && *at <= index;
+  });
+}
+
+void remove_snapshot_files_except(const std::string& directory, const std::string& keep) {
+  remove_snapshot_files(directory, [&](std::string_view name) { return name != keep; });
 }
 
 }  // namespace coord::storage

@@ -9,8 +9,10 @@
 // longer records only after the record that replaced them committed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,7 +45,9 @@ class SnapshotFileWriter {
 
   void append(std::string_view bytes);
   // fsync, rename into place, fsync the directory: the file is durable under info().name.
-  SnapshotFileInfo finish();
+  // With `sync` false, only the rename: the file must be synced (SnapshotFile::sync) before a
+  // log records it (a follower's loop thread receives chunks; the disk thread syncs them).
+  SnapshotFileInfo finish(bool sync = true);
 
  private:
   std::string directory_;
@@ -59,7 +63,9 @@ class SnapshotFile final : public raft::SnapshotData {
  public:
   // Opens and maps DIR/info.name; LogStoreError{Corrupt} naming the file if it is missing or
   // its size is not info.bytes. Does not read it: see verify().
-  static std::shared_ptr<const SnapshotFile> open(const std::string& directory, const SnapshotFileInfo& info);
+  // `durable`: known to be synced under its name (finished with sync, or recorded by a log).
+  static std::shared_ptr<const SnapshotFile> open(const std::string& directory, const SnapshotFileInfo& info,
+                                                  bool durable = true);
   ~SnapshotFile() override;
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
@@ -73,6 +79,8 @@ class SnapshotFile final : public raft::SnapshotData {
   void verify() const;
   // Drops the pages read so far from this process's resident set (they stay in the page cache).
   void release_pages() const;
+  // Makes the file and its name durable (fsync of the file and its directory), unless known to be.
+  void sync() const;
 
  private:
   SnapshotFile(std::string directory, SnapshotFileInfo info) : directory_(std::move(directory)), info_(std::move(info)) {}
@@ -81,15 +89,23 @@ class SnapshotFile final : public raft::SnapshotData {
   SnapshotFileInfo info_;
   const char* data_ = nullptr;
   std::size_t mapped_ = 0;
+  mutable std::atomic<bool> durable_{true};
 };
 
 // Writes `bytes` as a new snapshot file of `directory` (a snapshot received whole in memory).
 std::shared_ptr<const SnapshotFile> write_snapshot_file(const std::string& directory, raft::Index index,
                                                         std::string_view bytes);
 
-// Removes every finished snapshot file of `directory` but `keep` (may be empty), and with `parts`
-// the unfinished ".part" ones too (only when no writer can be running: at open). Best effort:
-// what cannot be removed is left for the next time.
-void remove_snapshot_files_except(const std::string& directory, const std::string& keep, bool parts);
+// The snapshot index in a name this module made.
+std::optional<raft::Index> snapshot_file_index(std::string_view name);
+
+// After a log recorded `keep` (a snapshot at `index`): removes the finished snapshot files of
+// `directory` it replaced, those at or below `index` but `keep`. Later ones are left alone: a
+// follower's received snapshot waits in a Ready for its record. Best effort: what cannot be
+// removed is left for the next time.
+void remove_replaced_snapshot_files(const std::string& directory, const std::string& keep, raft::Index index);
+// At open, when nothing can be writing: removes every snapshot file but `keep` (may be empty),
+// finished or not.
+void remove_snapshot_files_except(const std::string& directory, const std::string& keep);
 
 }  // namespace coord::storage

@@ -91,6 +91,13 @@ raft::Ready snapshot_ready(raft::SnapshotMeta m, std::string data, raft::HardSta
   return rd;
 }
 
+raft::Ready snapshot_ready_with(raft::SnapshotMeta m, raft::SnapshotDataPtr data, raft::HardState hs) {
+  raft::Ready rd;
+  rd.snapshot = raft::Snapshot{std::move(m), std::move(data)};
+  rd.hard_state = hs;
+  return rd;
+}
+
 void check_same(const raft::RestoreState& a, const raft::RestoreState& b) {
   CHECK(a.hard_state == b.hard_state);
   CHECK(a.snapshot == b.snapshot);
@@ -810,4 +817,29 @@ TEST_CASE("log store: a process killed mid-write leaves a consistent log with ev
                                        state.hard_state.commit}));
   }
   CHECK(reported_total > 0);
+}
+
+TEST_CASE("log store: a commit removes the files it replaced, not a later one still waiting for its record") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
+  // A follower's received snapshot at 50, renamed into place, its Ready not yet written.
+  coord::storage::SnapshotFileWriter received(dir.store(), 50);
+  received.append("from the leader");
+  const auto later = coord::storage::SnapshotFile::open(dir.store(), received.finish(/*sync=*/false), false);
+  store->save_snapshot(meta(4, 1), raft::snapshot_bytes("at 4"));
+  const std::string at4 = store->snapshot_file()->info().name;
+  store->save_snapshot(meta(8, 1), raft::snapshot_bytes("at 8"));
+  const std::string at8 = store->snapshot_file()->info().name;
+  CHECK(coord::storage::snapshot_file_index(at8) == raft::Index{8});
+  auto files = snapshot_files(dir.store());
+  CHECK(std::find(files.begin(), files.end(), at4) == files.end());  // replaced: removed
+  CHECK(std::find(files.begin(), files.end(), at8) != files.end());
+  CHECK(std::find(files.begin(), files.end(), later->info().name) != files.end());  // kept
+  // Its Ready comes: the store syncs it and records it as it is.
+  store->write(snapshot_ready_with(meta(50, 2), later, raft::HardState{2, 0, 50}));
+  CHECK(store->snapshot_file() == later);
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{later->info().name});
+  store.reset();
+  CHECK(LmdbLogStore::open(dir.store())->load().snapshot_data->bytes() == "from the leader");
 }
