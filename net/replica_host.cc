@@ -208,6 +208,7 @@ void ReplicaHost::do_tick() {
   sync_leadership();
   expire_requests();
   expire_leases();
+  auto_compact();
 }
 
 void ReplicaHost::step(const raft::Message& message) {
@@ -797,6 +798,27 @@ void ReplicaHost::expire_leases() {
     }
     spdlog::info("lease expired id={} keepalives={} proposed index={}", e.id, e.keepalives, proposed.index);
   }
+}
+
+void ReplicaHost::auto_compact() {
+  const std::uint64_t retain = options_.auto_compact_revisions;
+  if (retain == 0 || node_->role() != raft::Role::Leader) return;
+  // One at a time: the last one applied (or its entry was lost and later ones applied instead).
+  if (sm_->applied_index() < auto_compact_index_) return;
+  const kv::Revision revision = sm_->revision();
+  const kv::Revision compacted = sm_->compact_revision();
+  if (revision <= retain || revision - retain <= compacted) return;
+  const kv::Revision keep_from = revision - retain;
+  // Not for a handful of revisions at a time: each compaction walks what it removes.
+  const std::uint64_t step = std::max<std::uint64_t>(1, options_.auto_compact_step_revisions);
+  if (keep_from - compacted < std::max<std::uint64_t>(1, std::min(step, retain / 10))) return;
+  kv::Command command;  // session 0: a compaction to a revision already passed is harmless
+  command.body = kv::Compact{std::min(keep_from, compacted + step)};
+  const raft::ProposeResult proposed = node_->propose(kv::encode_command(command));
+  if (!check_fault() || proposed.error != raft::Error::Ok) return;
+  auto_compact_index_ = proposed.index;
+  spdlog::info("automatic compaction to revision={} proposed index={} (revision={}, keeping {})",
+               std::get<kv::Compact>(command.body).revision, proposed.index, revision, retain);
 }
 
 void ReplicaHost::track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results) {

@@ -102,6 +102,12 @@ struct HostOptions {
   std::function<std::uint64_t()> clock_ms;
   // LeaseExpire proposals per tick at most; the rest follow on the next ticks.
   std::size_t lease_expiries_per_tick_max = 256;
+  // Automatic MVCC compaction (etcd's --auto-compaction-mode=revision): the leader keeps this
+  // many revisions of history and proposes Compact for the older ones (0: never; clients may
+  // still compact). At most auto_compact_step_revisions per proposal, one proposal at a time,
+  // so that no one apply removes an unbounded amount of history on the loop thread.
+  std::uint64_t auto_compact_revisions = 1'000'000;
+  std::uint64_t auto_compact_step_revisions = 10'000;
   WatchStreamOptions watch;
   // Send writes and LeaseTtl that reach a follower on to the leader (HostOutput::forward)
   // instead of answering NotLeader.
@@ -257,6 +263,8 @@ class ReplicaHost {
   void log_role_change();
   void sync_leadership();
   void expire_leases();
+  // Leader only, on each tick: proposes the next automatic compaction when one is due.
+  void auto_compact();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -347,6 +355,7 @@ class ReplicaHost {
   std::uint64_t next_read_id_ = 1;
   std::uint64_t ticks_ = 0;
   std::uint64_t wall_ticks_ = 0;  // every tick, busy or not (watch progress frames)
+  raft::Index auto_compact_index_ = 0;  // where the last automatic Compact was proposed
   raft::Index last_snapshot_index_ = 0;
   std::uint64_t last_snapshot_bytes_ = 0;
   std::uint64_t log_bytes_since_snapshot_ = 0;  // entry bytes applied after the last snapshot

@@ -690,6 +690,47 @@ TEST_CASE("snapshots are files beside the log; a restart with an intact state re
   }
 }
 
+TEST_CASE("automatic compaction: the leader keeps the last N revisions, compacting in bounded steps") {
+  Fixture f;
+  f.options.auto_compact_revisions = 10;
+  f.options.auto_compact_step_revisions = 4;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 30; ++k) REQUIRE(f.put(*host, fmt::format("/k{}", k % 3), fmt::format("v{}", k)).ok());
+  const kv::Revision revision = host->state().revision();
+  REQUIRE(revision >= 30);
+  // Each tick proposes at most one step of 4, and only once the previous one applied.
+  std::vector<kv::Revision> seen{host->state().compact_revision()};
+  for (int t = 0; t < 20; ++t) {
+    f.run_for(*host, 100);
+    if (host->state().compact_revision() != seen.back()) seen.push_back(host->state().compact_revision());
+  }
+  CHECK(host->state().compact_revision() == revision - 10);
+  for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] - seen[i - 1] <= 4);
+  CHECK(seen.size() >= 5);
+  // Below it, history is gone; from it on, it is all there.
+  net::ClientRequest old;
+  old.kind = net::RequestKind::Get;
+  old.path = "/k0";
+  old.revision = revision - 11;
+  CHECK(f.call(*host, old).error == net::ErrorCode::Compacted);
+  old.revision = revision - 10;
+  CHECK(f.call(*host, old).ok());
+  // No more while fewer than N revisions lie above the compaction point.
+  f.run_for(*host, 1000);
+  CHECK(host->state().compact_revision() == revision - 10);
+}
+
+TEST_CASE("automatic compaction off: history is kept") {
+  Fixture f;
+  f.options.auto_compact_revisions = 0;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 30; ++k) REQUIRE(f.put(*host, "/k", fmt::format("v{}", k)).ok());
+  f.run_for(*host, 2000);
+  CHECK(host->state().compact_revision() == 0);
+}
+
 TEST_CASE("kv_sync: every state commit is synced and no marker is left") {
   Fixture f;
   f.options.kv_sync = true;
