@@ -1,5 +1,6 @@
 #include "net/replica_host.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -82,6 +83,7 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
     if (file) file->verify();
     const kv::Status status = sm_->restore(restore.snapshot_data->bytes());
     if (file) file->release_pages();
+    ::malloc_trim(0);  // as after any restore (install_snapshot)
     if (!status.ok() || sm_->applied_index() != restore.snapshot.index) {
       throw std::runtime_error(fmt::format("restoring the state from the log's snapshot at {} failed: {}",
                                            restore.snapshot.index, status.message));
@@ -209,6 +211,19 @@ void ReplicaHost::do_tick() {
   expire_requests();
   expire_leases();
   auto_compact();
+  release_sent_snapshot();
+}
+
+void ReplicaHost::release_sent_snapshot() {
+  // The pages of the snapshot file read to send it to a follower stay in this process's
+  // resident set until let go (they stay in the page cache); every 50 ticks, when no transfer
+  // is running.
+  const auto& file = log_->snapshot_file();
+  if (!file || ticks_ % 50 != 0) return;
+  for (const auto& [id, pr] : node_->progress()) {
+    if (pr.state == raft::Progress::State::Snapshot) return;
+  }
+  file->release_pages();
 }
 
 void ReplicaHost::step(const raft::Message& message) {
@@ -1029,6 +1044,8 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   try {
     status = sm_->restore(snapshot.data->bytes());
     if (file) file->release_pages();  // read once; the page cache keeps them if memory allows
+    // A restore is one LMDB transaction holding every page it writes in the heap: give that back.
+    ::malloc_trim(0);
   } catch (const kv::StorageError& e) {
     fail(fmt::format("restoring the snapshot at {} failed: {}", index, e.what()));
     return;

@@ -265,6 +265,7 @@ class ReplicaHost {
   void expire_leases();
   // Leader only, on each tick: proposes the next automatic compaction when one is due.
   void auto_compact();
+  void release_sent_snapshot();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
