@@ -113,6 +113,14 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
                sm_->revision());
   node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
+  if (options_.election_tick_advance) {
+    // As etcd's --initial-election-tick-advance: a member that starts has been without a leader
+    // for at least as long as it was down, so it need not wait a whole election timeout more
+    // before it may campaign (1 to election_ticks + 1 ticks instead of election_ticks to twice
+    // that). Pre-vote and check-quorum keep a running leader safe from it: members that heard
+    // from their leader recently refuse. These ticks reach no timeout, so they send nothing.
+    for (int t = 1; t < config.election_ticks; ++t) node_->tick();
+  }
   known_conf_ = node_->conf();
   logged_term_ = node_->term();
   leases_.reset(sm_->leases().value, now_ms());

@@ -108,6 +108,9 @@ struct HostOptions {
   // so that no one apply removes an unbounded amount of history on the loop thread.
   std::uint64_t auto_compact_revisions = 1'000'000;
   std::uint64_t auto_compact_step_revisions = 10'000;
+  // At start, count election_ticks - 1 ticks as already passed (etcd's initial election tick
+  // advance): a restarted cluster elects a leader about one election timeout sooner.
+  bool election_tick_advance = true;
   WatchStreamOptions watch;
   // Send writes and LeaseTtl that reach a follower on to the leader (HostOutput::forward)
   // instead of answering NotLeader.

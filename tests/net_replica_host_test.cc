@@ -721,6 +721,28 @@ TEST_CASE("automatic compaction: the leader keeps the last N revisions, compacti
   CHECK(host->state().compact_revision() == revision - 10);
 }
 
+TEST_CASE("a starting member may campaign about one election timeout sooner (election tick advance)") {
+  // The election timeout is randomized in [election_ticks, 2 * election_ticks) ticks.
+  const int election_ticks = 10;
+  auto ticks_to_lead = [&](bool advance) {
+    Fixture f;
+    REQUIRE(f.options.raft.election_ticks == election_ticks);
+    f.options.election_tick_advance = advance;
+    auto host = f.open();
+    int ticks = 0;
+    while (host->node().role() != raft::Role::Leader && ticks < 100) {
+      host->tick();
+      host->pump();
+      ++ticks;
+    }
+    return ticks;
+  };
+  for (int round = 0; round < 5; ++round) {
+    CHECK(ticks_to_lead(true) <= election_ticks + 1);
+    CHECK(ticks_to_lead(false) >= election_ticks);
+  }
+}
+
 TEST_CASE("automatic compaction off: history is kept") {
   Fixture f;
   f.options.auto_compact_revisions = 0;
