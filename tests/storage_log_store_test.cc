@@ -843,3 +843,51 @@ TEST_CASE("log store: a commit removes the files it replaced, not a later one st
   store.reset();
   CHECK(LmdbLogStore::open(dir.store())->load().snapshot_data->bytes() == "from the leader");
 }
+
+TEST_CASE("log store: a store written before snapshot files (bytes in the snapshot_data row) loads, and moves to a file") {
+  TempDir dir;
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(ready(entries(1, 6, 1), raft::HardState{1, 0, 6}));
+  }
+  // What an older build left: the record without a file name, the bytes beside it in LMDB.
+  {
+    const std::string bytes = "an old snapshot";
+    coord::storage::SnapshotRecord record;
+    record.meta = meta(5, 1);
+    record.has_data = true;
+    record.data_bytes = bytes.size();
+    record.data_crc = coord::storage::crc32c(bytes);
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    REQUIRE(mdb_env_set_maxdbs(env, 2) == 0);
+    REQUIRE(mdb_env_set_mapsize(env, coord::storage::log_map_bytes_default) == 0);
+    REQUIRE(mdb_env_open(env, dir.store().c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+    const std::string value = coord::storage::encode_snapshot_record(record);
+    for (const auto& [key, v] : {std::pair<std::string_view, std::string_view>{coord::storage::meta_key_snapshot_meta, value},
+                                 {coord::storage::meta_key_snapshot_data, bytes}}) {
+      MDB_val k{key.size(), const_cast<char*>(key.data())};
+      MDB_val mv{v.size(), const_cast<char*>(v.data())};
+      REQUIRE(mdb_put(txn, dbi, &k, &mv, 0) == 0);
+    }
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  auto store = LmdbLogStore::open(dir.store());
+  CHECK(store->snapshot_file() == nullptr);
+  const raft::RestoreState state = store->load();
+  REQUIRE(state.snapshot_data != nullptr);
+  CHECK(state.snapshot_data->bytes() == "an old snapshot");
+  CHECK(state.snapshot.index == 5);
+  // The next snapshot is a file, and the old row goes.
+  store->save_snapshot(meta(6, 1), raft::snapshot_bytes("a new one"));
+  REQUIRE(store->snapshot_file() != nullptr);
+  store.reset();
+  store = LmdbLogStore::open(dir.store());
+  CHECK(store->load().snapshot_data->bytes() == "a new one");
+  CHECK(snapshot_files(dir.store()).size() == 1);
+}
