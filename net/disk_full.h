@@ -22,6 +22,8 @@
 #include <optional>
 #include <string>
 
+#include "storage/disk_space.h"
+
 namespace coord::net {
 
 struct DiskFullOptions {
@@ -34,8 +36,8 @@ struct DiskFullOptions {
   std::uint64_t retry_ticks_max = 20;
 };
 
-// Free space for unprivileged writers on the file system holding `path`; nullopt if unknown.
-std::optional<std::uint64_t> free_disk_bytes(const std::string& path);
+using storage::failed_for_lack_of_space;
+using storage::free_disk_bytes;
 
 // Why a write of about `bytes` must not start in `directory` now, or nullopt when it may.
 std::optional<std::string> lacks_room(const std::string& directory, std::uint64_t bytes,
