@@ -14,8 +14,10 @@
 // durable before, and what it holds was never acknowledged.
 //
 // The free-space check before each write keeps a reserve for what follows a log write (the
-// state machine's own LMDB commit when the entries apply, snapshots): failing cleanly there
-// is better than failing an apply half-way, which must stop the member.
+// state machine's own LMDB commit when the entries apply, snapshots). Should an apply still
+// find no room (the state machine's directory on a file system of its own, or the space gone
+// between the log write and the apply), its commit changed nothing (kv/storage.h), so the host
+// holds the Ready at that step instead and retries the apply the same way.
 #pragma once
 
 #include <cstdint>
