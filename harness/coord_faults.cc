@@ -27,6 +27,7 @@
 #include "harness/locks.h"
 #include "harness/member.h"
 #include "harness/network.h"
+#include "harness/watches.h"
 #include "harness/workload.h"
 
 namespace {
@@ -99,6 +100,7 @@ struct Options {
   bool pin_workers = false;
   int workers = 4;
   int lockers = 3;
+  int watchers = 2;
   bool no_fencing = false;
   std::string locker;
   int think_ms = -1;  // -1: 2 ms, 20 ms with --soak
@@ -191,6 +193,16 @@ int run(const Options& o) {
   lo.seed = o.seed;
   lo.fencing = !o.no_fencing;
   Locks locks(lo);
+  WatchesOptions wto;
+  wto.endpoints = endpoints;
+  wto.watchers = o.watchers;
+  wto.seed = o.seed;
+  wto.think_ms = o.soak ? 20 : 5;  // as the workers: a soak's history stays checkable
+  Watches watches(wto);
+  if (o.watchers > 0 && !watches.start(60s)) {
+    fmt::print(stderr, "coord-faults: the watch marker could not be written within 60 s (logs in {})\n", work_dir);
+    return kExitSetup;
+  }
   {
     Workload workload(wo, history);
     workload.start();
@@ -219,10 +231,12 @@ int run(const Options& o) {
     }
     faults.supervise_for(std::chrono::duration_cast<std::chrono::milliseconds>(quiet));
     locks.stop();
+    watches.stop_writer();
     workload.stop();
     compactions = workload.compactions();
   }
   const int unanswered = interrupted ? 0 : Workload::read_back(wo, history, 60s);
+  if (o.watchers > 0) watches.finish(interrupted ? 0s : 30s);
   std::vector<std::uint64_t> rss_end;
   for (auto& m : members) rss_end.push_back(m->rss_kib());
 
@@ -231,6 +245,9 @@ int run(const Options& o) {
   std::vector<std::string> violations = judgement.violations;
   if (o.lockers > 0) {
     for (std::string& v : locks.violations()) violations.push_back(std::move(v));
+  }
+  if (o.watchers > 0) {
+    for (std::string& v : watches.judge()) violations.push_back(std::move(v));
   }
   if (unanswered > 0) {
     violations.push_back(fmt::format("final read-back: {} reads unanswered after the faults were healed", unanswered));
@@ -250,6 +267,11 @@ int run(const Options& o) {
                "refused right after a pause {}\n",
                o.lockers, o.no_fencing ? "off" : "on", l.acquisitions, l.accepted, l.refused, l.pauses,
                l.refused_after_pause);
+  }
+  if (o.watchers > 0) {
+    const WatchesStats w = watches.stats();
+    fmt::print("watches: {} watchers; writes ok {}, unknown {}; events delivered {}, streams reopened {}\n",
+               o.watchers, w.writes_ok, w.writes_unknown, w.events, w.reopened);
   }
   fmt::print("member exits: disk-full={} unexpected={}\n", faults.disk_full_exits(), faults.unexpected_exits().size());
   for (const std::string& e : faults.unexpected_exits()) fmt::print("  unexpected exit: {}\n", e);
@@ -287,6 +309,11 @@ int main(int argc, char** argv) {
   app.add_option("--lockers", o.lockers,
                  "Lock clients (coord-faults-locker processes) taking one lock in turn and writing to a "
                  "fenced resource; 0: none")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--watchers", o.watchers,
+                 "Watchers of /w's children (a coord::Client each), judged against the writer's acknowledged "
+                 "writes and each other; 0: none")
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
   app.add_flag("--no-fencing", o.no_fencing,
