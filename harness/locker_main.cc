@@ -33,37 +33,16 @@
 
 #include "client/client.h"
 #include "client/recipes.h"
+#include "harness/line_channel.h"
 #include "net/client.h"
 
 namespace {
 
+using coord::harness::read_line;
+
 constexpr int kChannelFd = 3;
 
-// One line to coord-faults; false once it is gone.
-bool send_line(const std::string& line) {
-  const std::string out = line + "\n";
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::write(kChannelFd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// One line from coord-faults ("" once it is gone).
-std::string read_line() {
-  std::string line;
-  char c = 0;
-  while (true) {
-    const ssize_t n = ::read(kChannelFd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return {};
-    if (c == '\n') return line;
-    line += c;
-  }
-}
+bool send_line(const std::string& line) { return coord::harness::send_line(kChannelFd, line); }
 
 struct Options {
   std::string endpoints;
@@ -88,7 +67,7 @@ bool critical_section(coord::Lock& lock, coord::Token token, const Options& o, s
       ::raise(SIGSTOP);  // coord-faults sends SIGCONT after the pause
     }
     if (!send_line(fmt::format("W {} {}", token, n))) return false;
-    const std::string answer = read_line();
+    const std::string answer = read_line(kChannelFd);
     if (answer.empty()) return false;
     if (answer[0] != 'A') return true;  // refused: somebody newer holds the lock
     std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms(rng)));

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "harness/line_channel.h"
+#include "harness/spawn.h"
 #include "harness/workload.h"
 
 namespace coord::harness {
@@ -21,33 +23,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kChildChannelFd = 3;  // where coord-faults-locker expects its channel
 constexpr const char* kResource = "resource";
 constexpr std::size_t kViolationsMax = 20;
-
-// One line from a locker ("" once it is gone).
-std::string read_line(int fd) {
-  std::string line;
-  char c = 0;
-  while (true) {
-    const ssize_t n = ::read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return {};
-    if (c == '\n') return line;
-    line += c;
-  }
-}
-
-void send_line(int fd, const std::string& line) {
-  const std::string out = line + "\n";
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the locker is gone; its reader sees the end next
-    done += static_cast<std::size_t>(n);
-  }
-}
 
 }  // namespace
 
@@ -63,7 +40,6 @@ void Locks::start() {
 }
 
 void Locks::spawn(Locker& locker) {
-  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   std::string endpoints;
   for (const std::string& e : options_.endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;
   std::vector<std::string> argv_s{options_.locker,
@@ -72,38 +48,19 @@ void Locks::spawn(Locker& locker) {
                                   "--seed", std::to_string(options_.seed * 1000 + locker.index),
                                   "--ttl-ms", std::to_string(options_.ttl_ms),
                                   "--pause-percent", std::to_string(options_.pause_percent)};
-  std::vector<char*> argv;
-  for (std::string& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string log_path = fmt::format("{}/locker{}.log", options_.work_dir, locker.index);
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("open " + log_path + ": " + std::strerror(errno));
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    ::close(log_fd);
     throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
   }
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
+  pid_t pid = -1;
+  try {
+    pid = spawn_child(SpawnSpec{std::move(argv_s), std::nullopt,
+                                fmt::format("{}/locker{}.log", options_.work_dir, locker.index), "", pair[1]});
+  } catch (...) {
     ::close(pair[0]);
     ::close(pair[1]);
-    throw std::runtime_error("fork failed");
+    throw;
   }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Dies with coord-faults, stopped or not (lockers are forked from its main thread).
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(125);
-    ::dup2(pair[1], kChildChannelFd);  // dup2 leaves the copy without FD_CLOEXEC
-    ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
   ::close(pair[1]);
   locker.pid = pid;
   locker.channel = pair[0];
@@ -183,7 +140,7 @@ void Locks::serve(Locker& locker) {
         std::lock_guard lock(mutex_);
         locker.paused_last = false;
       }
-      send_line(locker.channel, accepted ? "A" : fmt::format("R {}", highest));
+      (void)send_line(locker.channel, accepted ? "A" : fmt::format("R {}", highest));  // gone: its reader ends next
     }
   }
   // The channel ended: the locker exited (killed by stop(), or on its own).
