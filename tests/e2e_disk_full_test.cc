@@ -137,6 +137,14 @@ struct Setup {
       }
     }
   }
+  // Starts the members and waits for a leader they agree on.
+  std::optional<int> start() {
+    REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
+    std::optional<int> leader;
+    REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
+                    cluster.all_logs());
+    return leader;
+  }
   ~Setup() {
     for (int i = 0; i < cluster.size(); ++i) {
       if (cluster.running(i)) cluster.stop(i);
@@ -153,10 +161,7 @@ TEST_CASE("e2e disk full: a leader with a full disk refuses writes with no-space
     return;
   }
   Cluster& cluster = s.cluster;
-  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
-  std::optional<int> leader;
-  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
-                  cluster.all_logs());
+  const std::optional<int> leader = s.start();
   const int full = *leader;
   const pid_t full_pid = cluster.process(full).pid();
   std::map<std::string, std::string> acknowledged;
@@ -247,10 +252,7 @@ TEST_CASE("e2e disk full: a follower with a full disk falls behind while the clu
     return;
   }
   Cluster& cluster = s.cluster;
-  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
-  std::optional<int> leader;
-  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
-                  cluster.all_logs());
+  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   const pid_t full_pid = cluster.process(full).pid();
   net::Client writer(options_of(cluster, {*leader}));
@@ -292,10 +294,7 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
     return;
   }
   Cluster& cluster = s.cluster;
-  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
-  std::optional<int> leader;
-  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
-                  cluster.all_logs());
+  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   net::Client writer(options_of(cluster, {*leader}));
   std::map<std::string, std::string> acknowledged;
