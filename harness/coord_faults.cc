@@ -165,7 +165,10 @@ int run(const Options& o) {
   fmt::print("coord-faults: members={} seed={} duration={}s workers={} lockers={} fencing={} netem={} clock-faults={} "
              "stale-reads={}\n",
              o.members, o.seed, duration.count(), o.workers, o.lockers, o.no_fencing ? "off (broken on purpose)" : "on",
-             network.netem_available() ? "yes" : "no (iptables loss/dup)", clock_faults ? "yes" : "no",
+             network.netem_available()  ? "yes"
+             : network.tbf_available() ? "no (tbf delay, iptables loss/dup)"
+                                       : "no (iptables loss/dup)",
+             clock_faults ? "yes" : "no",
              o.stale_reads ? "yes (broken on purpose)" : "no");
   std::fflush(stdout);
   if (!wait_ready(endpoints, 60s)) {
