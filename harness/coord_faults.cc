@@ -350,6 +350,13 @@ int main(int argc, char** argv) {
   const fs::path here = fs::read_symlink("/proc/self/exe").parent_path();
   if (o.coordd.empty()) o.coordd = (here / "coordd").string();
   if (o.locker.empty()) o.locker = (here / "coord-faults-locker").string();
+  for (const std::string& binary : {o.coordd, o.locker}) {
+    if (binary == o.locker && o.lockers == 0) continue;
+    if (::access(binary.c_str(), X_OK) != 0) {
+      std::cerr << "coord-faults: " << binary << " is not an executable (--coordd, --locker)\n";
+      return kExitSetup;
+    }
+  }
   std::string why;
   if (!can_make_namespaces(o.prefix, &why)) {
     std::cout << "coord-faults: SKIP: cannot create network namespaces (" << why << ")\n";

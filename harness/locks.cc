@@ -83,8 +83,10 @@ bool Locks::reap(Locker& locker, int flags, bool* stopped) {
 void Locks::wake_after(Locker& locker, long ms) {
   // The locker announces its pause and then stops itself: wait for the stop first, so the
   // SIGCONT cannot come before it.
+  // No bound: on a loaded machine the stop may come late, and a SIGCONT sent before it would
+  // leave the locker stopped for good.
   bool stopped = false;
-  for (int i = 0; i < 400 && !stopped && !stopping_; ++i) {
+  while (!stopped && !stopping_) {
     if (reap(locker, WUNTRACED, &stopped)) return;
     if (!stopped) std::this_thread::sleep_for(5ms);
   }

@@ -49,9 +49,14 @@ pid_t spawn_child(const SpawnSpec& spec) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(125);
     if (ns_fd >= 0 && ::setns(ns_fd, CLONE_NEWNET) != 0) ::_exit(126);
-    if (spec.channel_fd >= 0) ::dup2(spec.channel_fd, kChildChannelFd);  // the copy has no FD_CLOEXEC
+    // The log first: it may itself be fd 3, which the channel then replaces.
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
+    if (spec.channel_fd == kChildChannelFd) {
+      ::fcntl(kChildChannelFd, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+    } else if (spec.channel_fd >= 0) {
+      ::dup2(spec.channel_fd, kChildChannelFd);  // the copy has no FD_CLOEXEC
+    }
     ::execve(argv[0], argv.data(), environment);
     ::_exit(127);
   }

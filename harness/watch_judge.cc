@@ -87,8 +87,10 @@ std::vector<std::string> judge_watches(const WatchRecord& record, std::size_t ma
       }
       if (s.ended && s.end.error == kv::Error::Compacted) {
         const kv::Revision next = std::max(end + 1, s.start);
-        if (s.end.compact_revision < next) {
-          report(fmt::format("watcher {}'s stream ended as compacted at {} while its next revision {} was not", i + 1,
+        // compact_revision is the first revision still kept: a stream whose next revision is
+        // at or above it could have gone on.
+        if (s.end.compact_revision <= next) {
+          report(fmt::format("watcher {}'s stream ended as compacted at {} while its next revision {} was still kept", i + 1,
                              s.end.compact_revision, next));
         }
       }

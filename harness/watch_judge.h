@@ -9,7 +9,8 @@
 // - a gap: an acknowledged write, or an event another stream delivered, at a revision this
 //   stream covered (from its start to its last event; for a stream still open at the end, to the
 //   last acknowledged write) but did not deliver;
-// - a stream that ended as compacted while its next revision was above the compaction point;
+// - a stream that ended as compacted while its next revision was still kept (at or above the
+//   compaction revision, the first one the history keeps);
 // - a stream still open at the end that never caught up with the last acknowledged write.
 #pragma once
 

@@ -20,6 +20,7 @@ std::string key_path(int k) { return fmt::format("{}/k{}", kParent, k); }
 Watches::Watches(WatchesOptions options) : options_(std::move(options)) {}
 
 Watches::~Watches() {
+  finishing_ = true;  // no stream is reopened from here on
   stop_writer();
   for (Watcher& w : watchers_) w.client.reset();  // drops the watches with the clients
 }
@@ -56,6 +57,7 @@ bool Watches::start(std::chrono::seconds timeout) {
 }
 
 void Watches::open(std::size_t index, kv::Revision start) {
+  if (finishing_) return;
   Watcher& w = watchers_[index];
   {
     std::lock_guard lock(mutex_);
@@ -75,7 +77,7 @@ void Watches::open(std::size_t index, kv::Revision start) {
       ++stats_.events;
     }
   };
-  callbacks.on_end = [this, index](const kv::Status& why) {
+  callbacks.on_end = [this, index, client = w.client.get()](const kv::Status& why) {
     kv::Revision next = 0;
     {
       std::lock_guard lock(mutex_);
@@ -84,11 +86,12 @@ void Watches::open(std::size_t index, kv::Revision start) {
       s.end = why;
       ++stats_.reopened;
       next = std::max(last_delivered(record_, record_.watchers[index]) + 1, s.start);
-      if (why.error == kv::Error::Compacted) next = std::max(next, why.compact_revision + 1);
+      // compact_revision is the first revision the history still has.
+      if (why.error == kv::Error::Compacted) next = std::max(next, why.compact_revision);
     }
-    if (stopping_) return;
+    if (finishing_) return;
     // Not inside the client's callback: a fresh stream from where the judgement can pick up.
-    watchers_[index].client->post([this, index, next] { open(index, next); });
+    client->post([this, index, next] { open(index, next); });
   };
   w.handle = w.client->watch(std::move(request), std::move(callbacks));
 }
@@ -127,6 +130,7 @@ void Watches::stop_writer() {
 
 void Watches::finish(std::chrono::seconds timeout) {
   stop_writer();
+  // Streams the service ends are still reopened while the watchers catch up, not after.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     bool caught_up = true;
@@ -139,6 +143,7 @@ void Watches::finish(std::chrono::seconds timeout) {
     if (caught_up) break;
     std::this_thread::sleep_for(100ms);
   }
+  finishing_ = true;
   for (Watcher& w : watchers_) {
     if (!w.client) continue;
     w.client->run([&] { w.client->cancel_watch(w.handle); });  // the handle lives on the client's thread

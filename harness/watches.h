@@ -67,7 +67,8 @@ class Watches {
   WatchesOptions options_;
   std::unique_ptr<Client> writer_client_;
   std::thread writer_;
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false};   // the writer stops
+  std::atomic<bool> finishing_{false};  // the watches stop: no stream is reopened
   mutable std::mutex mutex_;
   std::vector<Watcher> watchers_;
   WatchRecord record_;  // under mutex_ (but for marker_revision, set before the watches start)

@@ -175,6 +175,7 @@ void ReplicaHost::tick() {
     disk_full_.retry_started();
     if (apply_held_) {
       retry_held_apply();
+      if (failed_) return;
     } else {
       persist_in_flight();
     }
@@ -927,7 +928,8 @@ void ReplicaHost::hold_for_space(std::string reason) {
     spdlog::debug("disk still full (attempt {}): {}", disk_full_.attempts(), disk_full_.reason());
     return;
   }
-  spdlog::error("disk full: refusing writes, serving serializable reads, retrying the held log write: {}",
+  spdlog::error("disk full: refusing writes, serving serializable reads, retrying the held {}: {}",
+                apply_held_ ? "apply" : "log write",
                 disk_full_.reason());
   // Writes waiting for their entries: those may still commit (on this member once space
   // returns, or through another leader that has them), so the outcome is unknown; answered now

@@ -79,15 +79,20 @@ TEST_CASE("watch judge: a stream that never caught up is caught") {
   CHECK(reports(r, "watcher 1 never caught up"));
 }
 
-TEST_CASE("watch judge: a stream ended as compacted is legitimate only past the compaction point") {
+TEST_CASE("watch judge: a stream ended as compacted is legitimate only when its next revision is gone") {
   WatchRecord r = correct();
-  // Watcher 1's first stream delivered 11 and was compacted at 13; its next stream starts at 14.
+  // Watcher 1's first stream delivered 11 and was ended as compacted at 13 (the first revision
+  // kept): 12 is gone, so its next stream starts at 13.
   auto all = r.watchers[0][0].events;
   WatchRecord::Segment first{11, {all[0]}, true, coord::kv::compacted_status(12, 13)};
-  WatchRecord::Segment second{14, {all[3], all[4]}, false, {}};
+  WatchRecord::Segment second{13, {all[2], all[3], all[4]}, false, {}};
   r.watchers[0] = {first, second};
   CHECK(judge_watches(r).empty());
-  // Compacted at 11 only: revision 12 was still there, so ending the stream lost it.
-  r.watchers[0][0].end = coord::kv::compacted_status(12, 11);
-  CHECK(reports(r, "ended as compacted at 11 while its next revision 12 was not"));
+  // Compacted at 12: revision 12 was still kept, so ending the stream there lost it.
+  r.watchers[0][0].end = coord::kv::compacted_status(12, 12);
+  CHECK(reports(r, "ended as compacted at 12 while its next revision 12 was still kept"));
+  // The next stream must deliver the first revision kept.
+  WatchRecord skipped = correct();
+  skipped.watchers[0] = {first, WatchRecord::Segment{13, {all[3], all[4]}, false, {}}};
+  CHECK(reports(skipped, "watcher 1 missed revision 13"));
 }
