@@ -24,8 +24,10 @@
 #include "harness/command.h"
 #include "harness/faults.h"
 #include "harness/history.h"
+#include "harness/locks.h"
 #include "harness/member.h"
 #include "harness/network.h"
+#include "harness/watches.h"
 #include "harness/workload.h"
 
 namespace {
@@ -95,7 +97,12 @@ struct Options {
   std::string duration = "60s";
   bool soak = false;
   bool stale_reads = false;
+  bool pin_workers = false;
   int workers = 4;
+  int lockers = 3;
+  int watchers = 2;
+  bool no_fencing = false;
+  std::string locker;
   int think_ms = -1;  // -1: 2 ms, 20 ms with --soak
   std::string coordd;
   std::string prefix = "cfh";
@@ -155,9 +162,14 @@ int run(const Options& o) {
     members.push_back(std::make_unique<Member>(std::move(c)));
   }
   for (auto& m : members) m->start();
-  fmt::print("coord-faults: members={} seed={} duration={}s workers={} netem={} clock-faults={} stale-reads={}\n",
-             o.members, o.seed, duration.count(), o.workers, network.netem_available() ? "yes" : "no (iptables loss/dup)",
-             clock_faults ? "yes" : "no", o.stale_reads ? "yes (broken on purpose)" : "no");
+  fmt::print("coord-faults: members={} seed={} duration={}s workers={} lockers={} fencing={} netem={} clock-faults={} "
+             "stale-reads={}\n",
+             o.members, o.seed, duration.count(), o.workers, o.lockers, o.no_fencing ? "off (broken on purpose)" : "on",
+             network.netem_available()  ? "yes"
+             : network.tbf_available() ? "no (tbf delay, iptables loss/dup)"
+                                       : "no (iptables loss/dup)",
+             clock_faults ? "yes" : "no",
+             o.stale_reads ? "yes (broken on purpose)" : "no");
   std::fflush(stdout);
   if (!wait_ready(endpoints, 60s)) {
     fmt::print(stderr, "coord-faults: the cluster did not serve a read within 60 s (logs in {})\n", work_dir);
@@ -172,12 +184,32 @@ int run(const Options& o) {
   wo.workers = o.workers;
   wo.seed = o.seed;
   wo.stale_reads = o.stale_reads;
+  wo.pin_workers = o.pin_workers;
   wo.think_ms = o.think_ms >= 0 ? o.think_ms : (o.soak ? 20 : 2);
   FaultSchedule faults(o.seed, network, members, clock_faults, interrupted);
   std::uint64_t compactions = 0;
+  LocksOptions lo;
+  lo.endpoints = endpoints;
+  lo.locker = o.locker;
+  lo.work_dir = work_dir;
+  lo.lockers = o.lockers;
+  lo.seed = o.seed;
+  lo.fencing = !o.no_fencing;
+  Locks locks(lo);
+  WatchesOptions wto;
+  wto.endpoints = endpoints;
+  wto.watchers = o.watchers;
+  wto.seed = o.seed;
+  wto.think_ms = o.soak ? 20 : 5;  // as the workers: a soak's history stays checkable
+  Watches watches(wto);
+  if (o.watchers > 0 && !watches.start(60s)) {
+    fmt::print(stderr, "coord-faults: the watch marker could not be written within 60 s (logs in {})\n", work_dir);
+    return kExitSetup;
+  }
   {
     Workload workload(wo, history);
     workload.start();
+    if (o.lockers > 0) locks.start();
     const auto start = std::chrono::steady_clock::now();
     // The last tenth (at least 5 s) runs without faults: the cluster must serve again.
     const auto quiet = std::max<std::chrono::seconds>(5s, duration / 10);
@@ -201,16 +233,25 @@ int run(const Options& o) {
       faults.run(start + duration - quiet);
     }
     faults.supervise_for(std::chrono::duration_cast<std::chrono::milliseconds>(quiet));
+    locks.stop();
+    watches.stop_writer();
     workload.stop();
     compactions = workload.compactions();
   }
   const int unanswered = interrupted ? 0 : Workload::read_back(wo, history, 60s);
+  if (o.watchers > 0) watches.finish(interrupted ? 0s : 30s);
   std::vector<std::uint64_t> rss_end;
   for (auto& m : members) rss_end.push_back(m->rss_kib());
 
   const Counts counts = history.counts();
   const Judgement judgement = history.judge();
   std::vector<std::string> violations = judgement.violations;
+  if (o.lockers > 0) {
+    for (std::string& v : locks.violations()) violations.push_back(std::move(v));
+  }
+  if (o.watchers > 0) {
+    for (std::string& v : watches.judge()) violations.push_back(std::move(v));
+  }
   if (unanswered > 0) {
     violations.push_back(fmt::format("final read-back: {} reads unanswered after the faults were healed", unanswered));
   }
@@ -223,6 +264,18 @@ int run(const Options& o) {
     total += n;
   }
   fmt::print("faults: {} ({})\n", total, kinds.empty() ? "none" : kinds.substr(1));
+  if (o.lockers > 0) {
+    const LocksStats l = locks.stats();
+    fmt::print("locks: {} lockers, fencing {}; acquisitions {}, writes accepted {}, refused {}; holder pauses {}, "
+               "refused right after a pause {}\n",
+               o.lockers, o.no_fencing ? "off" : "on", l.acquisitions, l.accepted, l.refused, l.pauses,
+               l.refused_after_pause);
+  }
+  if (o.watchers > 0) {
+    const WatchesStats w = watches.stats();
+    fmt::print("watches: {} watchers; writes ok {}, unknown {}; events delivered {}, streams reopened {}\n",
+               o.watchers, w.writes_ok, w.writes_unknown, w.events, w.reopened);
+  }
   fmt::print("member exits: disk-full={} unexpected={}\n", faults.disk_full_exits(), faults.unexpected_exits().size());
   for (const std::string& e : faults.unexpected_exits()) fmt::print("  unexpected exit: {}\n", e);
   for (std::size_t i = 0; i < members.size(); ++i) {
@@ -256,6 +309,23 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "Client workers (one coord::Client each)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--lockers", o.lockers,
+                 "Lock clients (coord-faults-locker processes) taking one lock in turn and writing to a "
+                 "fenced resource; 0: none")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--watchers", o.watchers,
+                 "Watchers of /w's children (a coord::Client each), judged against the writer's acknowledged "
+                 "writes and each other; 0: none")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_flag("--no-fencing", o.no_fencing,
+               "Broken on purpose: the lockers' resource accepts every write, tokens unchecked (the "
+               "mutual-exclusion checker must report a violation)");
+  app.add_option("--locker", o.locker, "coord-faults-locker binary (default: beside this one)");
+  app.add_flag("--pin-workers", o.pin_workers,
+               "Each worker talks to one member only, never failing over (so a member serving stale "
+               "reads is read from even while cut off)");
   app.add_option("--think-ms", o.think_ms, "Each worker pauses 0..this between operations (default 2, 20 with --soak)")
       ->check(CLI::Range(0, 10'000));
   app.add_option("--coordd", o.coordd, "coordd binary (default: beside this one)");
@@ -277,7 +347,16 @@ int main(int argc, char** argv) {
     std::cerr << "coord-faults: " << e.what() << "\n";
     return kExitSetup;
   }
-  if (o.coordd.empty()) o.coordd = (fs::read_symlink("/proc/self/exe").parent_path() / "coordd").string();
+  const fs::path here = fs::read_symlink("/proc/self/exe").parent_path();
+  if (o.coordd.empty()) o.coordd = (here / "coordd").string();
+  if (o.locker.empty()) o.locker = (here / "coord-faults-locker").string();
+  for (const std::string& binary : {o.coordd, o.locker}) {
+    if (binary == o.locker && o.lockers == 0) continue;
+    if (::access(binary.c_str(), X_OK) != 0) {
+      std::cerr << "coord-faults: " << binary << " is not an executable (--coordd, --locker)\n";
+      return kExitSetup;
+    }
+  }
   std::string why;
   if (!can_make_namespaces(o.prefix, &why)) {
     std::cout << "coord-faults: SKIP: cannot create network namespaces (" << why << ")\n";

@@ -114,7 +114,7 @@ void FaultSchedule::inject_one() {
       f.duplicate_pct = std::uniform_int_distribution<int>(0, 10)(rng_);
       f.reorder_pct = std::uniform_int_distribution<int>(0, 25)(rng_);
       network_.degrade(target, f);
-      note(network_.netem_available() ? "link-netem" : "link-loss-dup",
+      note(network_.netem_available() ? "link-netem" : network_.tbf_available() ? "link-slow-loss-dup" : "link-loss-dup",
            fmt::format("m{} delay {}ms loss {}% duplicate {}% reorder {}%", target, f.delay_ms, f.loss_pct,
                        f.duplicate_pct, f.reorder_pct));
       supervise_for(between(1000, 6000));

@@ -20,6 +20,8 @@
 
 #include <fmt/format.h>
 
+#include "harness/spawn.h"
+
 namespace coord::harness {
 
 namespace fs = std::filesystem;
@@ -72,7 +74,6 @@ Member::~Member() {
 
 void Member::start() {
   if (pid_ > 0) throw std::logic_error("member already running");
-  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   std::vector<std::string> argv_s{config_.coordd};
   argv_s.insert(argv_s.end(), config_.args.begin(), config_.args.end());
   std::vector<std::string> env_s;
@@ -93,43 +94,8 @@ void Member::start() {
     // Re-read the file at most once a second (not on every clock read).
     env_s.push_back("FAKETIME_CACHE_DURATION=1");
   }
-  std::vector<char*> argv, envp;
-  for (std::string& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (std::string& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const std::string ns_path = "/run/netns/" + config_.ns;
-  const std::string log_path = config_.dir + "/coordd.log";
-  const int ns_fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (ns_fd < 0) throw std::runtime_error("open " + ns_path + ": " + std::strerror(errno));
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    ::close(ns_fd);
-    throw std::runtime_error("open " + log_path + ": " + std::strerror(errno));
-  }
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(ns_fd);
-    ::close(log_fd);
-    throw std::runtime_error("fork failed");
-  }
-  if (pid == 0) {
-    // Signals the harness blocks on its threads must not stay blocked in coordd.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Dies with the harness, even a harness killed by SIGKILL (a ctest timeout); the harness
-    // forks members from its main thread only, whose exit is what triggers this.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(125);
-    if (::setns(ns_fd, CLONE_NEWNET) != 0) ::_exit(126);
-    ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(ns_fd);
-  ::close(log_fd);
+  const pid_t pid = spawn_child(SpawnSpec{std::move(argv_s), std::move(env_s), config_.dir + "/coordd.log",
+                                          "/run/netns/" + config_.ns, -1});
   pid_ = pid;
   paused_ = false;
   write_text(config_.dir + "/pid", std::to_string(pid));

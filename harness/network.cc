@@ -11,6 +11,13 @@ namespace coord::harness {
 
 namespace {
 
+// A 2 Mbit/s token bucket whose queue holds up to `delay_ms` of traffic: well below what a
+// member replicates under the harness's load, so its packets wait up to that long, and beyond
+// it are dropped.
+std::vector<std::string> tbf_args(int delay_ms) {
+  return {"tbf", "rate", "2mbit", "burst", "16kb", "latency", fmt::format("{}ms", delay_ms)};
+}
+
 // A subnet per prefix, so two harnesses with different prefixes do not share addresses.
 int subnet_of(const std::string& prefix) {
   unsigned h = 0;
@@ -39,7 +46,8 @@ Network::Network(std::string prefix, int members)
   if (prefix_.empty() || prefix_.size() > 8) throw std::invalid_argument("network prefix: 1 to 8 characters");
   try {
     create();
-    netem_ = probe_netem();
+    netem_ = probe_qdisc({"netem", "delay", "1ms"});
+    tbf_ = !netem_ && probe_qdisc(tbf_args(20));
   } catch (...) {
     destroy();
     throw;
@@ -100,8 +108,10 @@ void Network::remove_leftovers(const std::string& prefix) {
   }
 }
 
-bool Network::probe_netem() {
-  if (run_in(ns(1), {"tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "1ms"}).status != 0) return false;
+bool Network::probe_qdisc(const std::vector<std::string>& qdisc) {
+  std::vector<std::string> argv{"tc", "qdisc", "add", "dev", "eth0", "root"};
+  argv.insert(argv.end(), qdisc.begin(), qdisc.end());
+  if (run_in(ns(1), argv).status != 0) return false;
   must_run_in(ns(1), {"tc", "qdisc", "del", "dev", "eth0", "root"});
   return true;
 }
@@ -126,6 +136,12 @@ void Network::degrade(int member, const LinkFault& f) {
     if (f.reorder_pct > 0 && f.delay_ms > 0) argv.insert(argv.end(), {"reorder", fmt::format("{}%", f.reorder_pct)});
     must_run_in(ns(member), argv);
     return;
+  }
+  if (tbf_ && f.delay_ms > 0) {
+    std::vector<std::string> argv{"tc", "qdisc", "add", "dev", "eth0", "root"};
+    const std::vector<std::string> tbf = tbf_args(f.delay_ms);
+    argv.insert(argv.end(), tbf.begin(), tbf.end());
+    must_run_in(ns(member), argv);
   }
   for (int other = 1; other <= members_; ++other) {
     if (other == member) continue;

@@ -8,7 +8,9 @@
 // - partitions are iptables DROP rules on INPUT, by source address (one rule per direction cut);
 // - link faults are tc netem on eth0 when the kernel has it (delay, jitter, loss, duplication,
 //   reordering); without netem (no sch_netem module) loss and duplication are done by iptables
-//   (statistic match, TEE), and delay and reordering are not available.
+//   (statistic match, TEE), and delay by a token bucket (tc tbf, 2 Mbit/s) on the member's
+//   outgoing traffic, which queues what the member sends for up to the fault's delay and drops
+//   what would wait longer: a slow, congested link. Reordering is not available without netem.
 // Everything it creates carries the prefix, so remove_leftovers() can find what a killed run
 // left behind; the destructor removes what this one made.
 #pragma once
@@ -32,6 +34,8 @@ class Network {
   std::string ns(int member) const;           // member is 1-based
   std::string address(int member) const;      // 10.S.0.(10+member)
   bool netem_available() const { return netem_; }
+  // Without netem: whether delay comes from a token bucket (tc tbf).
+  bool tbf_available() const { return tbf_; }
 
   // Drops packets from `from` arriving at `to` (one direction).
   void cut(int from, int to);
@@ -39,7 +43,7 @@ class Network {
   void heal_partitions();
 
   struct LinkFault {
-    int delay_ms = 0, jitter_ms = 0;  // netem only
+    int delay_ms = 0, jitter_ms = 0;  // jitter: netem only; delay: netem, or tbf's queue bound
     int loss_pct = 0, duplicate_pct = 0;
     int reorder_pct = 0;  // netem only
   };
@@ -50,12 +54,13 @@ class Network {
  private:
   void create();
   void destroy();
-  bool probe_netem();
+  bool probe_qdisc(const std::vector<std::string>& qdisc);
 
   std::string prefix_;
   int members_;
   int subnet_;
   bool netem_ = false;
+  bool tbf_ = false;
 };
 
 }  // namespace coord::harness

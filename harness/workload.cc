@@ -110,7 +110,7 @@ void Workload::stop() {
 
 void Workload::run(int worker) {
   std::vector<std::string> endpoints = options_.endpoints;
-  if (options_.stale_reads) {
+  if (options_.stale_reads || options_.pin_workers) {
     endpoints = {options_.endpoints[static_cast<std::size_t>(worker - 1) % options_.endpoints.size()]};
   } else {
     std::rotate(endpoints.begin(), endpoints.begin() + (worker - 1) % static_cast<int>(endpoints.size()),

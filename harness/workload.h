@@ -29,6 +29,10 @@ struct WorkloadOptions {
   // Broken on purpose (--stale-reads): each worker talks to one member only and its reads are
   // serializable (that member's state) but recorded as linearizable. The checker must object.
   bool stale_reads = false;
+  // Each worker talks to one member only (worker i to member i, round robin), never failing over:
+  // a member that answers from stale state is then read from even while it is cut off (the
+  // broken-build check, tests/e2e_faults_broken_build_test.sh). Implied by stale_reads.
+  bool pin_workers = false;
   // A compactor (as sim's kv workload has) keeps this many revisions of history, compacting
   // every compact_every, so a long run's MVCC history (and the members' memory) stays bounded.
   std::chrono::milliseconds compact_every{5000};

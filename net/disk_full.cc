@@ -1,7 +1,5 @@
 #include "net/disk_full.h"
 
-#include <sys/statvfs.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,12 +14,6 @@ namespace {
 constexpr std::uint64_t apply_factor = 4;
 
 }  // namespace
-
-std::optional<std::uint64_t> free_disk_bytes(const std::string& path) {
-  struct statvfs fs {};
-  if (::statvfs(path.c_str(), &fs) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-}
 
 std::optional<std::string> lacks_room(const std::string& directory, std::uint64_t bytes,
                                       const DiskFullOptions& options) {

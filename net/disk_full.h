@@ -14,13 +14,17 @@
 // durable before, and what it holds was never acknowledged.
 //
 // The free-space check before each write keeps a reserve for what follows a log write (the
-// state machine's own LMDB commit when the entries apply, snapshots): failing cleanly there
-// is better than failing an apply half-way, which must stop the member.
+// state machine's own LMDB commit when the entries apply, snapshots). Should an apply still
+// find no room (the state machine's directory on a file system of its own, or the space gone
+// between the log write and the apply), its commit changed nothing (kv/storage.h), so the host
+// holds the Ready at that step instead and retries the apply the same way.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include "storage/disk_space.h"
 
 namespace coord::net {
 
@@ -34,8 +38,8 @@ struct DiskFullOptions {
   std::uint64_t retry_ticks_max = 20;
 };
 
-// Free space for unprivileged writers on the file system holding `path`; nullopt if unknown.
-std::optional<std::uint64_t> free_disk_bytes(const std::string& path);
+using storage::failed_for_lack_of_space;
+using storage::free_disk_bytes;
 
 // Why a write of about `bytes` must not start in `directory` now, or nullopt when it may.
 std::optional<std::string> lacks_room(const std::string& directory, std::uint64_t bytes,

@@ -197,7 +197,12 @@ void ReplicaHost::tick() {
       [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
   if (persisting_ && disk_full_.retry_due(wall_ticks_)) {
     disk_full_.retry_started();
-    persist_in_flight();
+    if (apply_held_) {
+      retry_held_apply();
+      if (failed_) return;
+    } else {
+      persist_in_flight();
+    }
   }
   if (persisting_) {
     // Overdue ticks collapse, as a timer wheel's do: a long fsync must not fire a burst of
@@ -962,6 +967,18 @@ void ReplicaHost::persisted() {
   if (!persist_done_inline_) pump();
 }
 
+void ReplicaHost::retry_held_apply() {
+  raft::Ready ready = std::move(*apply_held_);
+  apply_held_.reset();
+  persisting_ = false;
+  apply_and_advance(ready);  // holds it again (backing off) while there is still no room
+  if (apply_held_ || failed_) return;
+  spdlog::warn("disk space is back: the held entries applied after {} attempts; serving writes again",
+               disk_full_.attempts());
+  disk_full_.recovered();
+  pump();
+}
+
 void ReplicaHost::hold_for_space(std::string reason) {
   // in_flight_ stays, persisting_ stays true: the core waits, its messages stay unsent.
   const bool entering = !disk_full_.active();
@@ -970,7 +987,8 @@ void ReplicaHost::hold_for_space(std::string reason) {
     spdlog::debug("disk still full (attempt {}): {}", disk_full_.attempts(), disk_full_.reason());
     return;
   }
-  spdlog::error("disk full: refusing writes, serving serializable reads, retrying the held log write: {}",
+  spdlog::error("disk full: refusing writes, serving serializable reads, retrying the held {}: {}",
+                apply_held_ ? "apply" : "log write",
                 disk_full_.reason());
   // Writes waiting for their entries: those may still commit (on this member once space
   // returns, or through another leader that has them), so the outcome is unknown; answered now
@@ -1011,9 +1029,21 @@ void ReplicaHost::finish_ready(raft::Ready& ready) {
   }
   // 3. What the messages promise is durable.
   for (const raft::Message& m : ready.messages) output_.send(m);
+  apply_and_advance(ready);
+}
+
+void ReplicaHost::apply_and_advance(raft::Ready& ready) {
   // 4. Apply, then serve the reads whose index is applied.
   apply_committed(ready.committed);
   if (failed_) return;
+  if (!apply_no_space_.empty()) {
+    // The entries are durable in the log; only applying them waits for room. The core waits
+    // with them (persisting_), as it does for a held log write.
+    apply_held_ = std::move(ready);
+    persisting_ = true;
+    hold_for_space(std::exchange(apply_no_space_, {}));
+    return;
+  }
   for (const raft::ReadState& rs : ready.reads) {
     auto it = pending_reads_.find(rs.request_id);
     if (it != pending_reads_.end()) it->second.read_index = rs.index;
@@ -1108,6 +1138,13 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
   try {
     results = sm_->apply_batch(batch);
   } catch (const kv::StorageError& e) {
+    if (failed_for_lack_of_space(e.code(), kv_dir_)) {
+      // The commit failed before it changed anything (kv/storage.h): apply again once there is
+      // room (apply_and_advance holds the Ready).
+      apply_no_space_ = fmt::format("applying entries {}..{}: {}", committed.front().index, committed.back().index,
+                                    e.what());
+      return;
+    }
     fail(fmt::format("applying entries {}..{} failed: {}", committed.front().index, committed.back().index, e.what()));
     return;
   }

@@ -256,6 +256,10 @@ class ReplicaHost {
   // A request the host cannot serve while its disk is full; nullopt when it can.
   std::optional<ClientResponse> refused_for_space(const ClientRequest& request) const;
   void finish_ready(raft::Ready& ready);
+  // Steps 4-5 of a Ready (apply, reads, advance). When the state machine's commit finds no room
+  // (net/disk_full.h) the Ready is held in apply_held_ and retried like a held log write.
+  void apply_and_advance(raft::Ready& ready);
+  void retry_held_apply();
   void install_snapshot(const raft::Snapshot& snapshot);
   void apply_committed(const std::vector<raft::Entry>& committed);
   void serve_reads();
@@ -378,6 +382,10 @@ class ReplicaHost {
   std::optional<raft::Ready> in_flight_;
   std::string persist_error_;
   std::string persist_no_space_;  // like persist_error_, for a write refused for lack of space
+  // A Ready durable in the log whose entries the state machine could not apply for lack of
+  // space (its commit changed nothing); persisting_ stays true while it is held.
+  std::optional<raft::Ready> apply_held_;
+  std::string apply_no_space_;
   DiskFullState disk_full_{DiskFullOptions{}};
   bool persisting_ = false;
   bool persist_done_inline_ = false;

@@ -5,7 +5,6 @@
 #include <lmdb.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +14,7 @@
 
 #include "raft/assert.h"
 #include "storage/crc32c.h"
+#include "storage/disk_space.h"
 
 namespace coord::storage {
 
@@ -57,28 +57,6 @@ Kind kind_of(int rc) {
     default:
       return Kind::Io;
   }
-}
-
-// Below this much free space, a commit that failed with EIO is taken for a full file system:
-// LMDB reports a short write ("short write, filesystem full?") as EIO, and a short write to a
-// regular file happens when the space ran out in the middle of it.
-constexpr std::uint64_t nearly_full_bytes = std::uint64_t{1} << 20;
-
-// Free space for unprivileged writers on the file system holding `path`; nullopt if unknown.
-std::optional<std::uint64_t> free_bytes(const std::string& path) {
-  struct statvfs fs {};
-  if (::statvfs(path.c_str(), &fs) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-}
-
-// A commit that failed because the file system has no room. LMDB writes a transaction's pages
-// (which is where ENOSPC strikes) before its fsync and before its meta page, so such a failure
-// changed nothing that a later load() could see, and the environment stays usable.
-bool out_of_space(int rc, const std::string& directory) {
-  if (rc == ENOSPC || rc == EDQUOT) return true;
-  if (rc != EIO) return false;
-  const auto free = free_bytes(directory);
-  return free && *free < nearly_full_bytes;
 }
 
 std::string errno_text(int err) { return fmt::format("{} (errno {})", std::strerror(err), err); }
@@ -314,10 +292,10 @@ void LmdbLogStore::commit(Txn& txn, const char* what) {
   const int rc = txn.commit();
   if (rc != 0) {
     // Full is found while LMDB allocates pages, before it writes anything: nothing changed.
-    if (out_of_space(rc, directory_)) {
+    if (failed_for_lack_of_space(rc, directory_)) {
       // The disk ran out while LMDB wrote the new pages, before any fsync or meta page: the
       // last commit is intact and a retry once space returns is safe.
-      const auto free = free_bytes(directory_);
+      const auto free = free_disk_bytes(directory_);
       throw LogStoreError(Kind::Full, rc,
                           fmt::format("log store {}: {}: no space left on the file system ({}; {} bytes free)",
                                       directory_, what, errno_text(rc), free.value_or(0)));

@@ -137,6 +137,14 @@ struct Setup {
       }
     }
   }
+  // Starts the members and waits for a leader they agree on.
+  std::optional<int> start() {
+    REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
+    std::optional<int> leader;
+    REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
+                    cluster.all_logs());
+    return leader;
+  }
   ~Setup() {
     for (int i = 0; i < cluster.size(); ++i) {
       if (cluster.running(i)) cluster.stop(i);
@@ -153,10 +161,7 @@ TEST_CASE("e2e disk full: a leader with a full disk refuses writes with no-space
     return;
   }
   Cluster& cluster = s.cluster;
-  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
-  std::optional<int> leader;
-  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
-                  cluster.all_logs());
+  const std::optional<int> leader = s.start();
   const int full = *leader;
   const pid_t full_pid = cluster.process(full).pid();
   std::map<std::string, std::string> acknowledged;
@@ -247,10 +252,7 @@ TEST_CASE("e2e disk full: a follower with a full disk falls behind while the clu
     return;
   }
   Cluster& cluster = s.cluster;
-  REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
-  std::optional<int> leader;
-  REQUIRE_MESSAGE(eventually(15s, [&] { return (leader = cluster.agreed_leader({0, 1, 2})).has_value(); }),
-                  cluster.all_logs());
+  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   const pid_t full_pid = cluster.process(full).pid();
   net::Client writer(options_of(cluster, {*leader}));
@@ -283,4 +285,64 @@ TEST_CASE("e2e disk full: a follower with a full disk falls behind while the clu
     CHECK_MESSAGE(holds(cluster, full, path, value, true), path);
     CHECK_MESSAGE(holds(cluster, *leader, path, value, false), path);
   }
+}
+
+TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log's is not) holds the entries and applies them when space returns") {
+  Setup s;
+  if (!s.mounted) {
+    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
+    return;
+  }
+  Cluster& cluster = s.cluster;
+  const std::optional<int> leader = s.start();
+  const int full = (*leader + 1) % cluster.size();
+  net::Client writer(options_of(cluster, {*leader}));
+  std::map<std::string, std::string> acknowledged;
+  REQUIRE(writer.write(put_body("/s/0", "before")).ok());
+  acknowledged["/s/0"] = "before";
+  REQUIRE(eventually(5s, [&] { return holds(cluster, full, "/s/0", "before", true); }));
+
+  // The state machine's directory moves onto a small file system of its own: the log keeps
+  // room, so entries are logged (and acknowledged) but cannot be applied.
+  cluster.stop(full);
+  const std::string kv = cluster.data_dir(full) + "/kv", aside = kv + ".aside";
+  std::filesystem::rename(kv, aside);
+  SmallDataDir kv_fs(kv, std::size_t{16} << 20);
+  REQUIRE_MESSAGE(kv_fs.mounted(), kv_fs.error());
+  for (const auto& entry : std::filesystem::directory_iterator(aside)) {
+    std::filesystem::copy(entry.path(), kv + "/" + entry.path().filename().string());
+  }
+  std::filesystem::remove_all(aside);
+  cluster.start(full);
+  REQUIRE(eventually(10s, [&] { return holds(cluster, full, "/s/0", "before", true); }));
+  const pid_t full_pid = cluster.process(full).pid();
+
+  kv_fs.fill(32 << 10);
+  const std::string big(64 << 10, 'v');
+  for (int k = 1; k <= 30; ++k) {
+    const std::string path = fmt::format("/s/{}", k), value = fmt::format("{}{}", k, big);
+    const net::ClientResponse r = writer.write(put_body(path, value));
+    REQUIRE_MESSAGE(r.ok(), r.message);  // the leader and the other follower are a quorum
+    acknowledged[path] = value;
+  }
+  REQUIRE_MESSAGE(eventually(10s, [&] { return cluster.log_tail(full, 200).find("disk full: refusing writes") != std::string::npos; }),
+                  cluster.log_tail(full, 60));
+  CHECK(cluster.log_tail(full, 200).find("applying entries") != std::string::npos);
+  CHECK(cluster.running(full));
+  CHECK(holds(cluster, full, "/s/0", "before", true));
+  CHECK_FALSE(holds(cluster, full, "/s/30", acknowledged["/s/30"], true));
+  const net::ClientResponse refused = write_at(cluster, full, "/s/refused", "x");
+  CHECK_MESSAGE(refused.error == net::ErrorCode::NoSpace, net::to_string(refused.error), ": ", refused.message);
+
+  kv_fs.free_space();
+  REQUIRE_MESSAGE(eventually(15s, [&] { return holds(cluster, full, "/s/30", acknowledged["/s/30"], true); }),
+                  cluster.log_tail(full, 60));
+  CHECK(cluster.process(full).pid() == full_pid);
+  CHECK(cluster.log_tail(full, 400).find("the held entries applied") != std::string::npos);
+  for (const auto& row : acknowledged) {
+    const std::string path = row.first, value = row.second;
+    CHECK_MESSAGE(holds(cluster, full, path, value, true), path);
+    CHECK_MESSAGE(holds(cluster, *leader, path, value, false), path);
+  }
+  cluster.stop(full);  // before kv_fs unmounts
 }
