@@ -72,8 +72,10 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   // (a crash between installing a leader's snapshot in the log and restoring from it), never
   // ahead of the log's end (entries are durable before they apply).
   // Otherwise the state is intact and only the log after it is replayed: the snapshot file is
-  // not read at all.
+  // not read before serving (it is checked in the background, below).
+  bool snapshot_read = false;
   if (sm_->applied_index() < restore.snapshot.index) {
+    snapshot_read = true;
     if (!restore.snapshot_data) {
       throw std::runtime_error(fmt::format("the log's snapshot at {} has no data to restore the state from",
                                            restore.snapshot.index));
@@ -89,6 +91,13 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                                            restore.snapshot.index, status.message));
     }
     spdlog::info("state restored from the log's snapshot index={}", restore.snapshot.index);
+  }
+  if (auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
+      file && !snapshot_read) {
+    // Not read to restore from: checked whole off the loop (inline in tests), so that damage at
+    // rest stops this member now rather than the followers it would send the file to.
+    snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+    if (auto error = snapshot_check_->result(); error && !error->empty()) throw std::runtime_error(*error);
   }
   if (sm_->applied_index() > log_->last_index()) {
     throw std::runtime_error(fmt::format(
@@ -134,6 +143,7 @@ std::uint64_t ReplicaHost::now_ms() const {
 }
 
 ReplicaHost::~ReplicaHost() {
+  snapshot_check_.reset();  // joins its thread
   snapshots_.reset();  // its view of the state must end before the state closes
   transfer_snapshots_.reset();
   // A stop that gets here (not a crash): make the state durable, so that the next start need
@@ -225,6 +235,17 @@ void ReplicaHost::do_tick() {
   expire_leases();
   auto_compact();
   release_sent_snapshot();
+  finish_snapshot_check();
+}
+
+void ReplicaHost::finish_snapshot_check() {
+  if (!snapshot_check_) return;
+  const std::optional<std::string> error = snapshot_check_->result();
+  if (!error) return;
+  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
+  const bool current = snapshot_check_->file() == log_->snapshot_file();
+  snapshot_check_.reset();
+  if (!error->empty() && current) fail(*error);
 }
 
 void ReplicaHost::release_sent_snapshot() {

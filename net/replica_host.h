@@ -62,6 +62,7 @@
 #include "net/connection.h"
 #include "net/disk_full.h"
 #include "net/peer_codec.h"
+#include "net/snapshot_check.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -273,6 +274,8 @@ class ReplicaHost {
   // Leader only, on each tick: proposes the next automatic compaction when one is due.
   void auto_compact();
   void release_sent_snapshot();
+  // Stops the member if the background check of its snapshot file found damage.
+  void finish_snapshot_check();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -371,6 +374,8 @@ class ReplicaHost {
   // Declared after the stores: a snapshot in progress holds a view of the state machine's.
   std::unique_ptr<SnapshotWorker> snapshots_;
   std::unique_ptr<SnapshotWorker> transfer_snapshots_;  // for snapshot_waiters_now_
+  // The snapshot file a restart did not read, being checked (net/snapshot_check.h).
+  std::unique_ptr<SnapshotFileCheck> snapshot_check_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

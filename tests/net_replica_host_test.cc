@@ -650,7 +650,7 @@ TEST_CASE("a machine crash with unsynced state commits: the torn state file is d
   }
 }
 
-TEST_CASE("snapshots are files beside the log; a restart with an intact state reads none of it, a rebuild checks it") {
+TEST_CASE("snapshots are files beside the log; a restart with an intact state serves before checking it, a rebuild checks it first") {
   Fixture f;
   std::string snapshot_path;
   {
@@ -671,11 +671,29 @@ TEST_CASE("snapshots are files beside the log; a restart with an intact state re
     file.seekp(20);
     file.put('\x7f');
   }
-  SUBCASE("a restart on the same boot: the state is intact, the file is not read") {
+  SUBCASE("a restart on the same boot: the state is intact and serves; the file is checked off the loop, and the damage stops the member") {
+    f.options.snapshot_in_background = true;
     auto host = f.open();
     CHECK(f.output.fatal_reason.empty());
-    f.elect(*host);
-    for (int k = 0; k < 12; ++k) CHECK(f.get(*host, fmt::format("/k{}", k)).node->value == fmt::format("v{}", k));
+    const net::ClientResponse early = f.get(*host, "/k11", /*serializable=*/true);
+    REQUIRE(early.ok());
+    CHECK(early.node->value == "v11");
+    for (int t = 0; t < 500 && f.output.fatal_reason.empty(); ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      host->tick();
+      host->pump();
+    }
+    CHECK_MESSAGE(f.output.fatal_reason.find(snapshot_path) != std::string::npos, f.output.fatal_reason);
+    CHECK_MESSAGE(f.output.fatal_reason.find("checksum") != std::string::npos, f.output.fatal_reason);
+    CHECK(host->failed());
+  }
+  SUBCASE("the same, checked inline (tests): the start is refused, naming the file") {
+    try {
+      f.open();
+      FAIL("a damaged snapshot file went unnoticed");
+    } catch (const std::exception& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(snapshot_path) != std::string::npos, e.what());
+    }
   }
   SUBCASE("after a machine crash the state is rebuilt from the file: the damage is found, naming the file") {
     std::ofstream(f.dir + "/kv/unsynced") << "boot-1\n";  // as a crash would have left it
