@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
                  "(bounds the snapshot cost per byte written as the state grows; 0: entries only)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--auto-compact-revisions", options.host.auto_compact_revisions,
+                 "Keep this many revisions of MVCC history; the leader compacts older ones as writes go on "
+                 "(as etcd's --auto-compaction-mode=revision; 0: never)")
+      ->capture_default_str();
   app.add_option("--request-timeout-ms", request_timeout_ms,
                  "Answer Timeout to a request not done within this long")
       ->capture_default_str();

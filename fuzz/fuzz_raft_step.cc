@@ -67,7 +67,7 @@ fuzz::Durable make_durable(Bytes& in) {
   if (snapshot > 0) {
     d.snapshot.index = snapshot;
     d.snapshot.term = log[snapshot - 1].term;
-    d.snapshot_data = std::make_shared<const std::string>("state@" + std::to_string(snapshot));
+    d.snapshot_data = raft::snapshot_bytes("state@" + std::to_string(snapshot));
   }
   d.entries.assign(log.begin() + static_cast<std::ptrdiff_t>(snapshot), log.end());
   d.hard_state.term = (log.empty() ? 0 : log.back().term) + in.u8() % 3;

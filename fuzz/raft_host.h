@@ -92,7 +92,7 @@ inline void check_codec_round_trip(const raft::Message& m) {
 struct Durable {
   raft::HardState hard_state;
   raft::SnapshotMeta snapshot;
-  std::shared_ptr<const std::string> snapshot_data;
+  raft::SnapshotDataPtr snapshot_data;
   std::vector<raft::Entry> entries;  // after snapshot.index, contiguous
   raft::Index applied = 0;           // the state machine's applied index (durable, as with LMDB)
 
@@ -162,7 +162,7 @@ class RaftHost {
     // As the real hosts do: the snapshot goes to disk before the core drops the prefix.
     if (index <= disk_.snapshot.index || index > disk_.last_index()) return;
     if (index > node_->log().persisted()) return;
-    auto data = std::make_shared<const std::string>("state@" + std::to_string(index));
+    auto data = raft::snapshot_bytes("state@" + std::to_string(index));
     node_->compact(index, data);
     if (node_->log().snapshot_index() != index) return;  // the core declined
     const raft::Entry* e = disk_.at(index);

@@ -165,9 +165,49 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
 
 }  // namespace
 
-std::string dump_snapshot(const ReadTxn& view) {
-  std::string body;
+namespace {
+
+// FNV-1a over everything that passes through, handed on in pieces.
+class HashingWriter {
+ public:
+  explicit HashingWriter(const SnapshotSink& sink) : sink_(sink) { buffer_.reserve(snapshot_piece_bytes + 4096); }
+  void append(std::string_view bytes) {
+    for (char c : bytes) {
+      hash_ ^= static_cast<std::uint8_t>(c);
+      hash_ *= 1099511628211ull;
+    }
+    buffer_.append(bytes);
+    if (buffer_.size() >= snapshot_piece_bytes) flush();
+  }
+  void flush() {
+    if (!buffer_.empty()) sink_(buffer_);
+    buffer_.clear();
+  }
+  std::uint64_t hash() const { return hash_; }
+
+ private:
+  const SnapshotSink& sink_;
+  std::string buffer_;
+  std::uint64_t hash_ = 14695981039346656037ull;
+};
+
+}  // namespace
+
+void dump_snapshot(const ReadTxn& view, const SnapshotSink& sink) {
   std::uint64_t rows = 0;
+  for (std::size_t t = 0; t < table_count; ++t) {
+    const auto cursor = view.cursor(static_cast<Table>(t));
+    for (bool found = cursor->seek(""); found; found = cursor->next()) ++rows;
+  }
+  HashingWriter out(sink);
+  out.append(magic);
+  out.append(encode_u64(layout_format));
+  out.append(encode_u64(meta_u64(view, meta_key::applied_index)));
+  out.append(encode_u64(meta_u64(view, meta_key::revision)));
+  out.append(encode_u64(meta_u64(view, meta_key::compact_revision)));
+  out.append(encode_u64(rows));
+  std::string framing;
+  std::uint64_t written = 0;
   for (std::size_t t = 0; t < table_count; ++t) {
     const auto cursor = view.cursor(static_cast<Table>(t));
     for (bool found = cursor->seek(""); found; found = cursor->next()) {
@@ -176,22 +216,28 @@ std::string dump_snapshot(const ReadTxn& view) {
       COORD_ASSERT(key.size() <= std::numeric_limits<std::uint32_t>::max() &&
                        value.size() <= std::numeric_limits<std::uint32_t>::max(),
                    "row too large for the snapshot format");
-      body.push_back(static_cast<char>(t));
-      append_u32(body, static_cast<std::uint32_t>(key.size()));
-      body.append(key);
-      append_u32(body, static_cast<std::uint32_t>(value.size()));
-      body.append(value);
-      ++rows;
+      framing.clear();
+      framing.push_back(static_cast<char>(t));
+      append_u32(framing, static_cast<std::uint32_t>(key.size()));
+      out.append(framing);
+      out.append(key);
+      framing.clear();
+      append_u32(framing, static_cast<std::uint32_t>(value.size()));
+      out.append(framing);
+      out.append(value);
+      ++written;
     }
   }
-  std::string out(magic);
-  out += encode_u64(layout_format);
-  out += encode_u64(meta_u64(view, meta_key::applied_index));
-  out += encode_u64(meta_u64(view, meta_key::revision));
-  out += encode_u64(meta_u64(view, meta_key::compact_revision));
-  out += encode_u64(rows);
-  out += body;
-  out += encode_u64(fnv1a(out));
+  // The view is fixed, so both walks see the same rows.
+  COORD_ASSERT(written == rows, "snapshot view changed between its two walks");
+  const std::string trailer = encode_u64(out.hash());
+  out.flush();
+  sink(trailer);
+}
+
+std::string dump_snapshot(const ReadTxn& view) {
+  std::string out;
+  dump_snapshot(view, [&out](std::string_view piece) { out.append(piece); });
   return out;
 }
 

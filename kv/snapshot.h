@@ -13,6 +13,7 @@
 //   FNV-1a 64 of everything above    u64
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,14 @@ struct SnapshotHeader {
 };
 
 std::string dump_snapshot(const ReadTxn& view);
+
+// Receives a snapshot's bytes in order, in pieces of about `snapshot_piece_bytes`.
+using SnapshotSink = std::function<void(std::string_view)>;
+inline constexpr std::size_t snapshot_piece_bytes = std::size_t{1} << 20;
+
+// The same bytes as dump_snapshot, streamed: never more than a piece in memory, so a snapshot
+// of any size can go straight to a file. Walks the view twice (the header counts the rows).
+void dump_snapshot(const ReadTxn& view, const SnapshotSink& sink);
 
 struct SnapshotRow {
   Table table = Table::Meta;

@@ -512,6 +512,8 @@ SnapshotSource::SnapshotSource(std::unique_ptr<ReadTxn> view) : view_(std::move(
 
 std::string SnapshotSource::bytes() const { return dump_snapshot(*view_); }
 
+void SnapshotSource::write_to(const std::function<void(std::string_view)>& sink) const { dump_snapshot(*view_, sink); }
+
 SnapshotSource StateMachine::begin_snapshot() const { return SnapshotSource(storage_.pin()); }
 
 Status StateMachine::restore(std::string_view bytes) {

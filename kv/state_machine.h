@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,8 @@ class SnapshotSource {
   Revision revision() const { return revision_; }
   // The snapshot bytes (kv/snapshot.h describes the format).
   std::string bytes() const;
+  // The same bytes, streamed to `sink` a piece at a time (kv/snapshot.h).
+  void write_to(const std::function<void(std::string_view)>& sink) const;
 
  private:
   std::unique_ptr<ReadTxn> view_;

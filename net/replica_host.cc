@@ -1,5 +1,8 @@
 #include "net/replica_host.h"
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +15,7 @@
 #include "kv/codec.h"
 #include "net/data_dir.h"
 #include "net/member_table.h"
+#include "net/snapshot_receiver.h"
 #include "net/uv_util.h"
 #include "raft/conf_change.h"
 
@@ -67,17 +71,33 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   // The state machine commits on its own, after the log: it may be behind the log's snapshot
   // (a crash between installing a leader's snapshot in the log and restoring from it), never
   // ahead of the log's end (entries are durable before they apply).
+  // Otherwise the state is intact and only the log after it is replayed: the snapshot file is
+  // not read before serving (it is checked in the background, below).
+  bool snapshot_read = false;
   if (sm_->applied_index() < restore.snapshot.index) {
+    snapshot_read = true;
     if (!restore.snapshot_data) {
       throw std::runtime_error(fmt::format("the log's snapshot at {} has no data to restore the state from",
                                            restore.snapshot.index));
     }
-    const kv::Status status = sm_->restore(*restore.snapshot_data);
+    // A torn or damaged file is refused by its checksum, naming it, before anything is restored.
+    const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
+    if (file) file->verify();
+    const kv::Status status = sm_->restore(restore.snapshot_data->bytes());
+    if (file) file->release_pages();
+    ::malloc_trim(0);  // as after any restore (install_snapshot)
     if (!status.ok() || sm_->applied_index() != restore.snapshot.index) {
       throw std::runtime_error(fmt::format("restoring the state from the log's snapshot at {} failed: {}",
                                            restore.snapshot.index, status.message));
     }
     spdlog::info("state restored from the log's snapshot index={}", restore.snapshot.index);
+  }
+  if (auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
+      file && !snapshot_read) {
+    // Not read to restore from: checked whole off the loop (inline in tests), so that damage at
+    // rest stops this member now rather than the followers it would send the file to.
+    snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+    if (auto error = snapshot_check_->result(); error && !error->empty()) throw std::runtime_error(*error);
   }
   if (sm_->applied_index() > log_->last_index()) {
     throw std::runtime_error(fmt::format(
@@ -88,15 +108,28 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   last_snapshot_index_ = restore.snapshot.index;
   last_snapshot_bytes_ = restore.snapshot_data ? restore.snapshot_data->size() : 0;
   for (const raft::Entry& e : restore.entries) log_bytes_since_snapshot_ += e.data.size();
-  snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
+  // Snapshots for the log are files in its directory; those for `snapshot save` stay in memory.
+  snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background, log_->directory());
   transfer_snapshots_ = std::make_unique<SnapshotWorker>(options_.snapshot_in_background);
   raft::Config config = options_.raft;
   config.id = self_.id;
+  // A snapshot from the leader goes into a file chunk by chunk, not into memory.
+  config.snapshot_receiver = [dir = log_->directory()](const raft::SnapshotMeta& meta) {
+    return std::make_unique<FileSnapshotReceiver>(dir, meta.index);
+  };
   spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
                self_.id, self_.name, restore.hard_state.term, restore.hard_state.vote,
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
                sm_->revision());
   node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
+  if (options_.election_tick_advance) {
+    // As etcd's --initial-election-tick-advance: a member that starts has been without a leader
+    // for at least as long as it was down, so it need not wait a whole election timeout more
+    // before it may campaign (1 to election_ticks + 1 ticks instead of election_ticks to twice
+    // that). Pre-vote and check-quorum keep a running leader safe from it: members that heard
+    // from their leader recently refuse. These ticks reach no timeout, so they send nothing.
+    for (int t = 1; t < config.election_ticks; ++t) node_->tick();
+  }
   known_conf_ = node_->conf();
   logged_term_ = node_->term();
   leases_.reset(sm_->leases().value, now_ms());
@@ -110,6 +143,7 @@ std::uint64_t ReplicaHost::now_ms() const {
 }
 
 ReplicaHost::~ReplicaHost() {
+  snapshot_check_.reset();  // joins its thread
   snapshots_.reset();  // its view of the state must end before the state closes
   transfer_snapshots_.reset();
   // A stop that gets here (not a crash): make the state durable, so that the next start need
@@ -199,6 +233,31 @@ void ReplicaHost::do_tick() {
   sync_leadership();
   expire_requests();
   expire_leases();
+  auto_compact();
+  release_sent_snapshot();
+  finish_snapshot_check();
+}
+
+void ReplicaHost::finish_snapshot_check() {
+  if (!snapshot_check_) return;
+  const std::optional<std::string> error = snapshot_check_->result();
+  if (!error) return;
+  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
+  const bool current = snapshot_check_->file() == log_->snapshot_file();
+  snapshot_check_.reset();
+  if (!error->empty() && current) fail(*error);
+}
+
+void ReplicaHost::release_sent_snapshot() {
+  // The pages of the snapshot file read to send it to a follower stay in this process's
+  // resident set until let go (they stay in the page cache); every 50 ticks, when no transfer
+  // is running.
+  const auto& file = log_->snapshot_file();
+  if (!file || ticks_ % 50 != 0) return;
+  for (const auto& [id, pr] : node_->progress()) {
+    if (pr.state == raft::Progress::State::Snapshot) return;
+  }
+  file->release_pages();
 }
 
 void ReplicaHost::step(const raft::Message& message) {
@@ -470,7 +529,7 @@ void ReplicaHost::send_snapshots() {
       const std::size_t n = std::min<std::size_t>(options_.snapshot_chunk_bytes, t.data->size() - t.offset);
       ClientResponse r;
       r.id = t.request_id;
-      r.chunk = t.data->substr(t.offset, n);
+      r.chunk = std::string(t.data->bytes().substr(t.offset, n));
       r.offset = t.offset;
       r.total_bytes = t.data->size();
       r.revision = t.revision;
@@ -790,6 +849,27 @@ void ReplicaHost::expire_leases() {
   }
 }
 
+void ReplicaHost::auto_compact() {
+  const std::uint64_t retain = options_.auto_compact_revisions;
+  if (retain == 0 || node_->role() != raft::Role::Leader) return;
+  // One at a time: the last one applied (or its entry was lost and later ones applied instead).
+  if (sm_->applied_index() < auto_compact_index_) return;
+  const kv::Revision revision = sm_->revision();
+  const kv::Revision compacted = sm_->compact_revision();
+  if (revision <= retain || revision - retain <= compacted) return;
+  const kv::Revision keep_from = revision - retain;
+  // Not for a handful of revisions at a time: each compaction walks what it removes.
+  const std::uint64_t step = std::max<std::uint64_t>(1, options_.auto_compact_step_revisions);
+  if (keep_from - compacted < std::max<std::uint64_t>(1, std::min(step, retain / 10))) return;
+  kv::Command command;  // session 0: a compaction to a revision already passed is harmless
+  command.body = kv::Compact{std::min(keep_from, compacted + step)};
+  const raft::ProposeResult proposed = node_->propose(kv::encode_command(command));
+  if (!check_fault() || proposed.error != raft::Error::Ok) return;
+  auto_compact_index_ = proposed.index;
+  spdlog::info("automatic compaction to revision={} proposed index={} (revision={}, keeping {})",
+               std::get<kv::Compact>(command.body).revision, proposed.index, revision, retain);
+}
+
 void ReplicaHost::track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results) {
   const std::uint64_t now = now_ms();
   for (std::size_t i = 0; i < committed.size(); ++i) {
@@ -1019,8 +1099,12 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
     return;
   }
   kv::Status status;
+  const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(snapshot.data);
   try {
-    status = sm_->restore(*snapshot.data);
+    status = sm_->restore(snapshot.data->bytes());
+    if (file) file->release_pages();  // read once; the page cache keeps them if memory allows
+    // A restore is one LMDB transaction holding every page it writes in the heap: give that back.
+    ::malloc_trim(0);
   } catch (const kv::StorageError& e) {
     fail(fmt::format("restoring the snapshot at {} failed: {}", index, e.what()));
     return;
@@ -1028,6 +1112,10 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   if (!status.ok() || sm_->applied_index() != index) {
     fail(fmt::format("snapshot at {} does not restore (applied {}): {}", index, sm_->applied_index(), status.message));
     return;
+  }
+  // The log store wrote the bytes to a file: the core keeps that (mapped) instead of its copy.
+  if (const auto& file = log_->snapshot_file(); file && log_->snapshot_meta().index == index) {
+    node_->replace_snapshot_data(index, file);
   }
   last_snapshot_index_ = index;
   last_snapshot_bytes_ = snapshot.data->size();
@@ -1126,6 +1214,13 @@ void ReplicaHost::maybe_snapshot() {
     return;
   }
   if (node_->applied() != applied) return;  // mid-cycle; the next advance will do
+  if (auto no_room = lacks_room(log_->directory(), last_snapshot_bytes_, options_.disk_full)) {
+    // The log keeps its older snapshot and every entry after it, which load() restarts from
+    // just as well; try again after more entries.
+    spdlog::warn("no snapshot at {}: {}", applied, *no_room);
+    last_snapshot_index_ = applied;
+    return;
+  }
   try {
     // The view is pinned here, on the loop thread, at `applied`; the bytes are made elsewhere.
     snapshots_->start(sm_->begin_snapshot());
@@ -1151,15 +1246,14 @@ void ReplicaHost::finish_snapshot() {
     last_snapshot_index_ = std::max(last_snapshot_index_, index);
     return;
   }
-  const std::shared_ptr<const std::string>& data = done->data;
+  // A file of the log's directory, already durable (snapshot_worker.h): save_snapshot records it.
+  const raft::SnapshotDataPtr& data = done->data;
   // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
   node_->compact(index, data);
-  if (node_->snapshot_meta().index != index) return;  // the core keeps what is not yet durable
-  if (auto no_room = lacks_room(log_->directory(), data->size(), options_.disk_full)) {
-    // The log keeps its older snapshot and every entry after it, which load() restarts from
-    // just as well; the core's newer snapshot serves lagging followers meanwhile.
-    spdlog::warn("snapshot at {} not saved to the log: {}", index, *no_room);
-    last_snapshot_index_ = index;
+  if (node_->snapshot_meta().index != index) {
+    // The core keeps what is not yet durable: nobody holds this file (the store would remove it
+    // at the next snapshot or open anyway).
+    if (const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(data)) ::unlink(file->path().c_str());
     return;
   }
   try {

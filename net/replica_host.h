@@ -62,6 +62,7 @@
 #include "net/connection.h"
 #include "net/disk_full.h"
 #include "net/peer_codec.h"
+#include "net/snapshot_check.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -102,6 +103,15 @@ struct HostOptions {
   std::function<std::uint64_t()> clock_ms;
   // LeaseExpire proposals per tick at most; the rest follow on the next ticks.
   std::size_t lease_expiries_per_tick_max = 256;
+  // Automatic MVCC compaction (etcd's --auto-compaction-mode=revision): the leader keeps this
+  // many revisions of history and proposes Compact for the older ones (0: never; clients may
+  // still compact). At most auto_compact_step_revisions per proposal, one proposal at a time,
+  // so that no one apply removes an unbounded amount of history on the loop thread.
+  std::uint64_t auto_compact_revisions = 1'000'000;
+  std::uint64_t auto_compact_step_revisions = 10'000;
+  // At start, count election_ticks - 1 ticks as already passed (etcd's initial election tick
+  // advance): a restarted cluster elects a leader about one election timeout sooner.
+  bool election_tick_advance = true;
   WatchStreamOptions watch;
   // Send writes and LeaseTtl that reach a follower on to the leader (HostOutput::forward)
   // instead of answering NotLeader.
@@ -261,6 +271,11 @@ class ReplicaHost {
   void log_role_change();
   void sync_leadership();
   void expire_leases();
+  // Leader only, on each tick: proposes the next automatic compaction when one is due.
+  void auto_compact();
+  void release_sent_snapshot();
+  // Stops the member if the background check of its snapshot file found damage.
+  void finish_snapshot_check();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -314,7 +329,7 @@ class ReplicaHost {
   struct SnapshotTransfer {
     ConnectionId connection = 0;
     std::uint64_t request_id = 0;
-    std::shared_ptr<const std::string> data;
+    raft::SnapshotDataPtr data;
     std::uint64_t offset = 0;
     kv::Revision revision = 0;
     raft::Index index = 0;
@@ -351,6 +366,7 @@ class ReplicaHost {
   std::uint64_t next_read_id_ = 1;
   std::uint64_t ticks_ = 0;
   std::uint64_t wall_ticks_ = 0;  // every tick, busy or not (watch progress frames)
+  raft::Index auto_compact_index_ = 0;  // where the last automatic Compact was proposed
   raft::Index last_snapshot_index_ = 0;
   std::uint64_t last_snapshot_bytes_ = 0;
   std::uint64_t log_bytes_since_snapshot_ = 0;  // entry bytes applied after the last snapshot
@@ -358,6 +374,8 @@ class ReplicaHost {
   // Declared after the stores: a snapshot in progress holds a view of the state machine's.
   std::unique_ptr<SnapshotWorker> snapshots_;
   std::unique_ptr<SnapshotWorker> transfer_snapshots_;  // for snapshot_waiters_now_
+  // The snapshot file a restart did not read, being checked (net/snapshot_check.h).
+  std::unique_ptr<SnapshotFileCheck> snapshot_check_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

@@ -5,20 +5,28 @@
 #include <utility>
 
 #include "raft/assert.h"
+#include "storage/snapshot_file.h"
 
 namespace coord::net {
 
 namespace {
 
-SnapshotWorker::Done serialize(const kv::SnapshotSource& source) {
+SnapshotWorker::Done serialize(const kv::SnapshotSource& source, const std::string& file_directory) {
   SnapshotWorker::Done done;
   done.index = source.index();
   done.revision = source.revision();
   const auto start = std::chrono::steady_clock::now();
   try {
-    done.data = std::make_shared<const std::string>(source.bytes());
+    if (file_directory.empty()) {
+      done.data = raft::snapshot_bytes(source.bytes());
+    } else {
+      storage::SnapshotFileWriter file(file_directory, source.index());
+      source.write_to([&file](std::string_view piece) { file.append(piece); });
+      done.data = storage::SnapshotFile::open(file_directory, file.finish());
+    }
   } catch (const std::exception& e) {
-    // A read can fail transiently (MDB_READERS_FULL, say); the host tries again later.
+    // A read can fail transiently (MDB_READERS_FULL, say), the disk can be full; the host tries
+    // again later. An unfinished file removes itself.
     done.error = e.what();
   }
   done.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -30,13 +38,13 @@ SnapshotWorker::Done serialize(const kv::SnapshotSource& source) {
 void SnapshotWorker::start(kv::SnapshotSource source) {
   COORD_ASSERT(!busy(), "one snapshot at a time");
   if (!background_) {
-    done_ = serialize(source);
+    done_ = serialize(source, file_directory_);
     return;
   }
   running_ = true;
   finished_ = false;
   thread_ = std::thread([this, source = std::move(source)] {
-    result_ = serialize(source);
+    result_ = serialize(source, file_directory_);
     finished_.store(true, std::memory_order_release);
   });
 }

@@ -1,7 +1,12 @@
 // Serializes the state machine's snapshot off the event loop. A kv::SnapshotSource pins one
 // consistent view (an LMDB read transaction, MVCC), so the loop keeps applying entries while a
-// thread of this worker turns that view into bytes; the host picks the bytes up later, on the
-// loop thread, to compact the Raft log with them. One snapshot at a time.
+// thread of this worker turns that view into bytes; the host picks them up later, on the loop
+// thread, to compact the Raft log with them. One snapshot at a time.
+//
+// With a directory (the Raft log's), the bytes are streamed into a new snapshot file there
+// (storage/snapshot_file.h: written a piece at a time, fsynced, renamed, directory fsynced) and
+// handed over as that file, mapped: never in memory whole, and the log store only records it.
+// Without one, they are made in memory (a client's `snapshot save`, tests).
 #pragma once
 
 #include <atomic>
@@ -12,6 +17,7 @@
 #include <thread>
 
 #include "kv/state_machine.h"
+#include "raft/types.h"
 
 namespace coord::net {
 
@@ -20,13 +26,14 @@ class SnapshotWorker {
   struct Done {
     kv::Index index = 0;
     kv::Revision revision = 0;
-    std::shared_ptr<const std::string> data;  // null when serializing failed
+    raft::SnapshotDataPtr data;  // null when serializing failed
     std::string error;
     double seconds = 0;  // spent serializing
   };
 
   // `background` false: start() serializes at once on the calling thread (tests).
-  explicit SnapshotWorker(bool background) : background_(background) {}
+  explicit SnapshotWorker(bool background, std::string file_directory = {})
+      : background_(background), file_directory_(std::move(file_directory)) {}
   ~SnapshotWorker() { wait(); }
   SnapshotWorker(const SnapshotWorker&) = delete;
   SnapshotWorker& operator=(const SnapshotWorker&) = delete;
@@ -42,6 +49,7 @@ class SnapshotWorker {
 
  private:
   bool background_;
+  std::string file_directory_;  // empty: in memory
   bool running_ = false;
   std::atomic<bool> finished_{false};
   std::thread thread_;

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include "raft/types.h"
 
@@ -31,6 +33,10 @@ struct Config {
   std::size_t snapshot_chunk_bytes_max = 64 << 10;
   // Upper bound on committed entry bytes handed out in one Ready (at least one entry).
   std::size_t committed_bytes_max = 16 << 20;
+
+  // Makes the receiver of an incoming snapshot's chunks (a file, say); empty: kept in memory.
+  // Called from step(), so it must not block for long; what it does is the host's I/O.
+  std::function<std::unique_ptr<SnapshotReceiver>(const SnapshotMeta&)> snapshot_receiver;
 };
 
 }  // namespace coord::raft

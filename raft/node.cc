@@ -32,6 +32,20 @@ namespace coord::raft {
 
 namespace {
 
+// The default home of an incoming snapshot's chunks.
+class InMemoryReceiver final : public SnapshotReceiver {
+ public:
+  bool append(std::string_view chunk) override {
+    bytes_.append(chunk);
+    return true;
+  }
+  std::uint64_t size() const override { return bytes_.size(); }
+  SnapshotDataPtr finish() override { return snapshot_bytes(std::move(bytes_)); }
+
+ private:
+  std::string bytes_;
+};
+
 bool is_response(MessageType type) {
   return type == MessageType::AppendResp || type == MessageType::HeartbeatResp ||
          type == MessageType::SnapshotResp;
@@ -83,8 +97,7 @@ Node::Node(const Config& config, Random& random, RestoreState state)
   COORD_ASSERT(config_.heartbeat_ticks > 0 && config_.heartbeat_ticks < config_.election_ticks,
                "heartbeat_ticks must be positive and below election_ticks");
   snapshot_.meta = state.snapshot;
-  snapshot_.data = state.snapshot_data ? state.snapshot_data
-                                       : std::make_shared<const std::string>();
+  snapshot_.data = state.snapshot_data ? state.snapshot_data : snapshot_bytes("");
   term_ = state.hard_state.term;
   vote_ = state.hard_state.vote;
   commit_ = std::max(state.hard_state.commit, state.snapshot.index);
@@ -491,23 +504,31 @@ void Node::handle_snapshot_chunk(const Message& m) {
   resp.index = m.snapshot.index;
   if (m.snapshot_offset == 0) {
     incoming_meta_ = m.snapshot;
-    incoming_data_.clear();
-  } else if (!(incoming_meta_ == m.snapshot) || incoming_data_.size() != m.snapshot_offset) {
+    incoming_ = config_.snapshot_receiver ? config_.snapshot_receiver(m.snapshot)
+                                          : std::make_unique<InMemoryReceiver>();
+  } else if (!incoming_ || !(incoming_meta_ == m.snapshot) || incoming_->size() != m.snapshot_offset) {
     // A duplicate, a gap, or a chunk of another transfer: say how much of it we hold.
-    resp.snapshot_offset = incoming_meta_ == m.snapshot ? incoming_data_.size() : 0;
+    resp.snapshot_offset = incoming_ && incoming_meta_ == m.snapshot ? incoming_->size() : 0;
     resp.reject = true;
     send(std::move(resp));
     return;
   }
-  incoming_data_ += m.snapshot_chunk;
+  // A receiver that cannot keep the bytes (a full disk, say): drop the transfer and answer
+  // nothing; the leader resends after its idle timeout and hears that we hold nothing.
+  SnapshotDataPtr data;
+  if (!incoming_ || !incoming_->append(m.snapshot_chunk) || (m.snapshot_done && !(data = incoming_->finish()))) {
+    incoming_.reset();
+    incoming_meta_ = SnapshotMeta{};
+    return;
+  }
   if (!m.snapshot_done) {
-    resp.snapshot_offset = incoming_data_.size();
+    resp.snapshot_offset = incoming_->size();
     send(std::move(resp));
     return;
   }
   SnapshotMeta meta = incoming_meta_;
-  install_snapshot(meta, std::make_shared<const std::string>(std::move(incoming_data_)));
-  incoming_data_.clear();
+  install_snapshot(meta, std::move(data));
+  incoming_.reset();
   incoming_meta_ = SnapshotMeta{};
   // Acknowledge the snapshot's index only: entries we kept after it may not match the leader.
   Message done;
@@ -517,7 +538,7 @@ void Node::handle_snapshot_chunk(const Message& m) {
   send(std::move(done));
 }
 
-void Node::install_snapshot(const SnapshotMeta& meta, std::shared_ptr<const std::string> data) {
+void Node::install_snapshot(const SnapshotMeta& meta, SnapshotDataPtr data) {
   if (log_.match_term(meta.index, meta.term)) {
     // Our log already holds the entries; the snapshot only tells us they are committed.
     commit_to(meta.index);
@@ -682,7 +703,7 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
 }
 
 void Node::send_snapshot_chunk(NodeId to, Progress& pr) {
-  const std::string& data = *pr.snapshot_data;
+  const std::string_view data = pr.snapshot_data->bytes();
   std::size_t offset = std::min<std::size_t>(pr.snapshot_offset, data.size());
   std::size_t length = std::min(config_.snapshot_chunk_bytes_max, data.size() - offset);
   Message m;
@@ -690,7 +711,7 @@ void Node::send_snapshot_chunk(NodeId to, Progress& pr) {
   m.to = to;
   m.snapshot = pr.snapshot_meta;
   m.snapshot_offset = offset;
-  m.snapshot_chunk = data.substr(offset, length);
+  m.snapshot_chunk = std::string(data.substr(offset, length));
   m.snapshot_done = offset + length == data.size();
   m.commit = commit_;
   pr.snapshot_idle_ticks = 0;
@@ -903,7 +924,7 @@ Error Node::transfer_leadership(NodeId to) {
   return Error::Ok;
 }
 
-void Node::compact(Index index, std::shared_ptr<const std::string> data) {
+void Node::compact(Index index, SnapshotDataPtr data) {
   COORD_ASSERT(index <= applied_, "compact beyond the applied index");
   // Entries handed out in a Ready are durable only after advance(); never drop a log prefix
   // that a crash could still lose.
@@ -912,6 +933,13 @@ void Node::compact(Index index, std::shared_ptr<const std::string> data) {
   snapshot_ = Snapshot{SnapshotMeta{index, *log_.term(index), conf_it->second}, std::move(data)};
   conf_history_.erase(conf_history_.begin(), conf_it);
   log_.compact(index);
+}
+
+void Node::replace_snapshot_data(Index index, SnapshotDataPtr data) {
+  COORD_ASSERT(data != nullptr, "snapshot data replaced by nothing");
+  if (index != snapshot_.meta.index || index == 0) return;
+  COORD_ASSERT(data->size() == snapshot_.data->size(), "replacement snapshot data of another size");
+  snapshot_.data = std::move(data);
 }
 
 // ---------------------------------------------------------------------------------------------

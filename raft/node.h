@@ -46,7 +46,7 @@ struct ProposeResult {
 struct RestoreState {
   HardState hard_state;
   SnapshotMeta snapshot;
-  std::shared_ptr<const std::string> snapshot_data;
+  SnapshotDataPtr snapshot_data;
   std::vector<Entry> entries;  // durable entries after snapshot.index
   Index applied = 0;           // highest index the host's state machine has applied (>= snapshot)
 };
@@ -68,7 +68,11 @@ class Node {
   // Starts an election now (tests and operators); ignored on a non-voter.
   void campaign();
   // The host took a snapshot of its state machine at `index` (<= applied): drop the log prefix.
-  void compact(Index index, std::shared_ptr<const std::string> data);
+  void compact(Index index, SnapshotDataPtr data);
+  // The host stored the snapshot at `index` (the node's latest) elsewhere, a file say: keep
+  // `data` (the same bytes) instead of the node's copy, so a received snapshot's bytes need not
+  // stay in memory. Ignored unless `index` is the latest snapshot's.
+  void replace_snapshot_data(Index index, SnapshotDataPtr data);
 
   // Output.
   bool has_ready() const;
@@ -124,7 +128,7 @@ class Node {
   void handle_append(const Message& m);
   void handle_heartbeat(const Message& m);
   void handle_snapshot_chunk(const Message& m);
-  void install_snapshot(const SnapshotMeta& meta, std::shared_ptr<const std::string> data);
+  void install_snapshot(const SnapshotMeta& meta, SnapshotDataPtr data);
   void adopt_log_start_conf(const SnapshotMeta& meta);
   void handle_append_response(const Message& m, Progress& pr);
   void handle_snapshot_response(const Message& m, Progress& pr);
@@ -190,9 +194,9 @@ class Node {
   // Proposals between two Readys go out in one Append per follower.
   bool broadcast_wanted_ = false;
 
-  // Snapshot being received from the leader, chunk by chunk.
+  // Snapshot being received from the leader, chunk by chunk (null when none is).
   SnapshotMeta incoming_meta_;
-  std::string incoming_data_;
+  std::unique_ptr<SnapshotReceiver> incoming_;
 
   // Output queues, drained by ready().
   std::vector<Message> messages_;

@@ -33,7 +33,7 @@ struct Progress {
   // Snapshot transfer: what we send, how far the follower has confirmed, and ticks since the
   // last chunk went out (to resend a lost one).
   SnapshotMeta snapshot_meta;
-  std::shared_ptr<const std::string> snapshot_data;
+  SnapshotDataPtr snapshot_data;
   std::uint64_t snapshot_offset = 0;
   int snapshot_idle_ticks = 0;
 

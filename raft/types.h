@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace coord::raft {
@@ -56,11 +58,50 @@ struct SnapshotMeta {
   bool operator==(const SnapshotMeta&) const = default;
 };
 
+// The bytes of a state-machine image. The core only reads them (a chunk at a time, to send),
+// so a host may keep them wherever suits it: in memory (below; the simulator and tests), or in a
+// read-only mapping of a file (the server, storage/snapshot_file.h), so that a large snapshot is
+// never copied into the heap whole.
+class SnapshotData {
+ public:
+  virtual ~SnapshotData() = default;
+  // Every byte, valid as long as this object lives.
+  virtual std::string_view bytes() const = 0;
+  std::size_t size() const { return bytes().size(); }
+};
+
+class InMemorySnapshotData final : public SnapshotData {
+ public:
+  explicit InMemorySnapshotData(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string_view bytes() const override { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+using SnapshotDataPtr = std::shared_ptr<const SnapshotData>;
+
+inline SnapshotDataPtr snapshot_bytes(std::string bytes) {
+  return std::make_shared<const InMemorySnapshotData>(std::move(bytes));
+}
+
+// Where a follower keeps a snapshot's chunks as they arrive from the leader, so that a host can
+// put them in a file instead of memory. The default (no factory in Config) keeps them in memory.
+class SnapshotReceiver {
+ public:
+  virtual ~SnapshotReceiver() = default;
+  // Keeps the next chunk; false when it cannot (the transfer is then dropped and restarted).
+  virtual bool append(std::string_view chunk) = 0;
+  virtual std::uint64_t size() const = 0;
+  // Every chunk is in: the snapshot's bytes, or null when they cannot be kept.
+  virtual SnapshotDataPtr finish() = 0;
+};
+
 // A state-machine image. The bytes are shared because the leader keeps them while it streams
 // chunks to several followers.
 struct Snapshot {
   SnapshotMeta meta;
-  std::shared_ptr<const std::string> data;
+  SnapshotDataPtr data;
 
   bool empty() const { return meta.index == 0; }
 };

@@ -24,7 +24,7 @@ namespace coord::sim {
 struct StoredLog {
   raft::HardState hard_state;
   raft::SnapshotMeta snapshot;
-  std::shared_ptr<const std::string> snapshot_data;
+  raft::SnapshotDataPtr snapshot_data;
   // Contiguous. Between saving a snapshot and dropping the prefix it covers, the first entries
   // may be at or below snapshot.index; readers skip those.
   std::deque<raft::Entry> entries;
@@ -38,12 +38,12 @@ struct StoredLog {
 // Ready.snapshot: the log restarts after the snapshot's index.
 struct ReplaceWithSnapshot {
   raft::SnapshotMeta meta;
-  std::shared_ptr<const std::string> data;
+  raft::SnapshotDataPtr data;
 };
 // The host's own snapshot of its state machine; the log stays until DropPrefix.
 struct SaveSnapshot {
   raft::SnapshotMeta meta;
-  std::shared_ptr<const std::string> data;
+  raft::SnapshotDataPtr data;
 };
 // Ready.entries: overwrites the stored suffix from entries[0].index on.
 struct AppendEntries {

@@ -68,7 +68,7 @@ void Replica::start() {
     kv_ = std::make_unique<kv::StateMachine>(*kv_storage_, params_.kv_limits);
   }
   if (stored.snapshot.index > 0) {
-    if (!stored.snapshot_data || !restore_state(*stored.snapshot_data, stored.snapshot.index)) {
+    if (!stored.snapshot_data || !restore_state(stored.snapshot_data->bytes(), stored.snapshot.index)) {
       contract_violation(fmt::format("stored snapshot at {} is unreadable", stored.snapshot.index));
       return;
     }
@@ -342,7 +342,7 @@ void Replica::start_ready() {
           fmt::format("snapshot at {} is behind the applied index {}", snap.meta.index, sm_.index()));
       return;
     }
-    if (!snap.data || !restore_state(*snap.data, snap.meta.index)) {
+    if (!snap.data || !restore_state(snap.data->bytes(), snap.meta.index)) {
       contract_violation(
           fmt::format("snapshot {}/{} carries unreadable data", snap.meta.index, snap.meta.term));
       return;
@@ -559,7 +559,7 @@ void Replica::maybe_compact() {
   const std::optional<raft::Term> term = node_->log().term(applied);
   if (!term) return;
   raft::SnapshotMeta meta{applied, *term, node_->conf()};
-  auto data = std::make_shared<const std::string>(snapshot_state());
+  auto data = raft::snapshot_bytes(snapshot_state());
   node_->compact(applied, data);
   hooks_.stepped(*this);
   if (env_.halted()) return;
@@ -629,7 +629,7 @@ void Replica::fail_pending_acks_through(raft::Index index) {
 // ---------------------------------------------------------------------------------------------
 // The application side (host_kv)
 
-bool Replica::restore_state(const std::string& data, raft::Index index) {
+bool Replica::restore_state(std::string_view data, raft::Index index) {
   std::string_view hash_part = data;
   std::optional<SnapshotParts> parts;
   if (kv_) {

@@ -198,7 +198,7 @@ class Replica {
   // The application side (host_kv).
   // The state machines (and the lease countdowns) as `data` holds them, or false when it is not
   // a snapshot at `index`.
-  bool restore_state(const std::string& data, raft::Index index);
+  bool restore_state(std::string_view data, raft::Index index);
   std::string snapshot_state() const;
   void step_watch(const ClientRequest& request);
   void answer_watch(const ClientRequest& poll, const kv::WatchResponse& response);

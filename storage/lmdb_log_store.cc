@@ -265,6 +265,14 @@ void LmdbLogStore::open_env(const LogStoreOptions& options) {
   if (auto broken = check_shape(shape)) errors.corrupt(*broken);
   commit(txn, "open");
   shape_ = shape;
+  // The snapshot's file must be there, whole; any other snapshot file is a leftover of a crash
+  // (a .part being written, a file written but never recorded, or one replaced and not yet
+  // removed).
+  if (!shape.snapshot.file.empty()) {
+    snapshot_file_ = SnapshotFile::open(directory_, SnapshotFileInfo{shape.snapshot.file, shape.snapshot.data_bytes,
+                                                                     shape.snapshot.data_crc});
+  }
+  remove_snapshot_files_except(directory_, shape.snapshot.file);
 }
 
 LmdbLogStore::~LmdbLogStore() {
@@ -345,39 +353,103 @@ void LmdbLogStore::append(Txn& txn, const std::vector<raft::Entry>& entries) {
   }
 }
 
-void LmdbLogStore::put_snapshot(Txn& txn, const SnapshotRecord& record, const std::string* data) {
+void LmdbLogStore::put_snapshot(Txn& txn, const SnapshotRecord& record) {
   const Errors errors{directory_, map_bytes_, failed_};
   const std::string meta = encode_snapshot_record(record);
   MDB_val k = to_val(meta_key_snapshot_meta);
   MDB_val v = to_val(meta);
   int rc = mdb_put(txn.get(), meta_dbi_, &k, &v, 0);
   if (rc != 0) errors.lmdb(rc, "mdb_put(snapshot meta)");
+  // The bytes of a store written before snapshot files: replaced by the file (or by nothing).
   k = to_val(meta_key_snapshot_data);
-  if (data != nullptr) {
-    v = to_val(*data);
-    if ((rc = mdb_put(txn.get(), meta_dbi_, &k, &v, 0)) != 0) errors.lmdb(rc, "mdb_put(snapshot data)");
-  } else if ((rc = mdb_del(txn.get(), meta_dbi_, &k, nullptr)) != 0 && rc != MDB_NOTFOUND) {
+  if ((rc = mdb_del(txn.get(), meta_dbi_, &k, nullptr)) != 0 && rc != MDB_NOTFOUND) {
     errors.lmdb(rc, "mdb_del(snapshot data)");
   }
 }
+
+std::shared_ptr<const SnapshotFile> LmdbLogStore::file_for(const raft::SnapshotMeta& meta,
+                                                           const raft::SnapshotDataPtr& data) {
+  if (auto file = std::dynamic_pointer_cast<const SnapshotFile>(data); file && file->directory() == directory_) {
+    // Written by the host; it must still be there under its name when the record names it.
+    struct stat st {};
+    if (::stat(file->path().c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != file->info().bytes) {
+      throw LogStoreError(Kind::Invalid, 0,
+                          fmt::format("log store {}: snapshot file {} is gone or changed", directory_, file->path()));
+    }
+    file->sync();  // a follower's received file is synced here, on the disk thread
+    return file;
+  }
+  return write_snapshot_file(directory_, meta.index, data->bytes());
+}
+
+void LmdbLogStore::adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file) {
+  snapshot_file_ = std::move(file);
+  remove_replaced_snapshot_files(directory_, snapshot_file_ ? snapshot_file_->info().name : std::string(),
+                                 shape_.snapshot.meta.index);
+}
+
+namespace {
+
+SnapshotRecord record_of(const raft::SnapshotMeta& meta, const SnapshotFile* file) {
+  SnapshotRecord record;
+  record.meta = meta;
+  if (file != nullptr) {
+    record.has_data = true;
+    record.data_bytes = file->info().bytes;
+    record.data_crc = file->info().crc;
+    record.file = file->info().name;
+  }
+  return record;
+}
+
+// A snapshot file written for a transaction that then failed without committing (refused, or
+// no space) is nobody's: remove it now rather than at the next snapshot.
+void discard_unrecorded(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
+                        const LogStoreError& e) {
+  if (!file || file == given) return;
+  if (e.kind() == LogStoreError::Kind::Full || e.kind() == LogStoreError::Kind::Invalid) {
+    ::unlink(file->path().c_str());
+  }
+}
+
+}  // namespace
 
 void LmdbLogStore::write(const raft::Ready& ready) {
   check_usable();
   if (!ready.snapshot && ready.entries.empty() && !ready.hard_state) return;
   const Errors errors{directory_, map_bytes_, failed_};
-  int rc = 0;
-  Txn txn(env_, 0, rc);
-  if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
-
-  // Plan first: a Ready that breaks a storage rule is refused before anything is written.
+  // A snapshot's bytes go to their file (fsynced and named) before the record naming it.
+  std::shared_ptr<const SnapshotFile> file;
+  SnapshotRecord record;
+  if (ready.snapshot) {
+    if (ready.snapshot->data) file = file_for(ready.snapshot->meta, ready.snapshot->data);
+    record = record_of(ready.snapshot->meta, file.get());
+  }
   LogShape next = shape_;
-  if (auto problem = apply_ready(next, ready, [&](raft::Index i) { return stored_term(txn, i); })) {
+  try {
+    int rc = 0;
+    Txn txn(env_, 0, rc);
+    if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
+    // Plan first: a Ready that breaks a storage rule is refused before anything is written.
+    write_ready(txn, next, ready, ready.snapshot ? &record : nullptr);
+  } catch (const LogStoreError& e) {
+    if (ready.snapshot) discard_unrecorded(file, ready.snapshot->data, e);
+    throw;
+  }
+  shape_ = next;
+  if (ready.snapshot) adopt_snapshot_file(std::move(file));
+}
+
+void LmdbLogStore::write_ready(Txn& txn, LogShape& next, const raft::Ready& ready, const SnapshotRecord* record) {
+  const Errors errors{directory_, map_bytes_, failed_};
+  int rc = 0;
+  if (auto problem = apply_ready(next, ready, [&](raft::Index i) { return stored_term(txn, i); }, record)) {
     errors.invalid("Ready", *problem);
   }
   if (ready.snapshot) {
     // The log restarts after the snapshot: every stored entry goes, in one cheap LMDB call.
     if ((rc = mdb_drop(txn.get(), entries_dbi_, 0)) != 0) errors.lmdb(rc, "mdb_drop(entries)");
-    put_snapshot(txn, next.snapshot, ready.snapshot->data.get());
+    put_snapshot(txn, next.snapshot);
   }
   if (!ready.entries.empty()) {
     truncate_from(txn, ready.entries.front().index);
@@ -390,23 +462,31 @@ void LmdbLogStore::write(const raft::Ready& ready) {
     if ((rc = mdb_put(txn.get(), meta_dbi_, &k, &v, 0)) != 0) errors.lmdb(rc, "mdb_put(hard state)");
   }
   commit(txn, "commit of a Ready");
-  shape_ = next;
 }
 
-void LmdbLogStore::save_snapshot(const raft::SnapshotMeta& meta, std::shared_ptr<const std::string> data) {
+void LmdbLogStore::save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotDataPtr data) {
   check_usable();
   const Errors errors{directory_, map_bytes_, failed_};
-  int rc = 0;
-  Txn txn(env_, 0, rc);
-  if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
+  std::shared_ptr<const SnapshotFile> file;
   LogShape next = shape_;
-  const SnapshotRecord record = make_snapshot_record(meta, data.get());
-  if (auto problem = apply_save_snapshot(next, record, [&](raft::Index i) { return stored_term(txn, i); })) {
-    errors.invalid("save_snapshot", *problem);
+  try {
+    int rc = 0;
+    Txn txn(env_, 0, rc);
+    if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
+    // Refused before any bytes are written when it breaks a rule.
+    if (auto problem = apply_save_snapshot(next, record_of(meta, nullptr), [&](raft::Index i) { return stored_term(txn, i); })) {
+      errors.invalid("save_snapshot", *problem);
+    }
+    if (data) file = file_for(meta, data);
+    next.snapshot = record_of(meta, file.get());
+    put_snapshot(txn, next.snapshot);
+    commit(txn, "commit of a snapshot");
+  } catch (const LogStoreError& e) {
+    discard_unrecorded(file, data, e);
+    throw;
   }
-  put_snapshot(txn, record, data.get());
-  commit(txn, "commit of a snapshot");
   shape_ = next;
+  adopt_snapshot_file(std::move(file));
 }
 
 void LmdbLogStore::drop_prefix(raft::Index through) {
@@ -466,7 +546,13 @@ raft::RestoreState LmdbLogStore::load() {
   }
   const SnapshotRecord& snapshot = shape.snapshot;
   const auto data = get_meta(meta_key_snapshot_data);
-  if (data.has_value() != snapshot.has_data) {
+  if (!snapshot.file.empty()) {
+    // In a file of its own, mapped at open (which checked its size): not read here. Its
+    // checksum is checked by whoever reads it whole (SnapshotFile::verify).
+    if (data) errors.corrupt("snapshot data both in the log and in file " + snapshot.file);
+    COORD_ASSERT(snapshot_file_ != nullptr, "log store: the snapshot file is not open");
+    state.snapshot_data = snapshot_file_;
+  } else if (data.has_value() != snapshot.has_data) {
     errors.corrupt(snapshot.has_data ? "snapshot data missing" : "snapshot data without a snapshot");
   }
   if (data) {
@@ -477,7 +563,7 @@ raft::RestoreState LmdbLogStore::load() {
                                  "bytes with checksum {:#010x}",
                                  snapshot.meta.index, bytes, crc, snapshot.data_bytes, snapshot.data_crc));
     }
-    state.snapshot_data = std::make_shared<const std::string>(*data);
+    state.snapshot_data = raft::snapshot_bytes(std::string(*data));
   }
 
   MDB_cursor* cursor = nullptr;

@@ -1,5 +1,6 @@
-// The Raft log of a real server, on LMDB: hard state, the latest snapshot (metadata and bytes)
-// and the entries after it, in one environment (a directory) that only this process opens.
+// The Raft log of a real server, on LMDB: hard state, the latest snapshot's metadata and the
+// entries after it, in one environment (a directory) that only this process opens; the
+// snapshot's bytes are a file of their own in that directory (storage/snapshot_file.h).
 // It is the production twin of sim/disk.h and follows the same rules (raft/ready.h): a Ready's
 // snapshot, entries and hard state go to disk in one write transaction, so a crash at any
 // moment leaves the state before or after that Ready, never a mixture, and one commit (one
@@ -26,6 +27,8 @@
 #include "raft/types.h"
 #include "storage/log_records.h"
 #include "storage/log_shape.h"
+#include "storage/log_store_error.h"
+#include "storage/snapshot_file.h"
 
 struct MDB_env;
 
@@ -39,31 +42,6 @@ struct LogStoreOptions {
   std::size_t map_bytes = log_map_bytes_default;
 };
 
-class LogStoreError : public std::runtime_error {
- public:
-  enum class Kind : std::uint8_t {
-    Io,       // the OS or LMDB failed (errno or LMDB code in code())
-    Full,     // the map is full (MDB_MAP_FULL), one write is too big for a transaction, or the
-              // file system has no room (ENOSPC, EDQUOT, a short write): nothing was written,
-              // the store stays usable, and the same call may be retried
-    Corrupt,  // a checksum, record or log invariant does not hold on disk
-    Invalid,  // the caller broke a storage rule (a gap, a term going backwards, ...)
-    InUse,    // another process (or another store in this one) has the directory open
-    Failed,   // an earlier commit failed: the store refuses everything until reopened
-  };
-
-  LogStoreError(Kind kind, int code, const std::string& message)
-      : std::runtime_error(message), kind_(kind), code_(code) {}
-
-  Kind kind() const { return kind_; }
-  int code() const { return code_; }  // LMDB or errno code; 0 when there is none
-
- private:
-  Kind kind_;
-  int code_;
-};
-
-const char* to_string(LogStoreError::Kind kind);
 
 struct LogStoreStats {
   raft::Index first_index = 0;  // first stored entry (0 when none; may be <= snapshot index)
@@ -100,11 +78,18 @@ class LmdbLogStore {
   // state machine at meta.index (which must be in the stored log, with that term) and keeps
   // the log; drop_prefix(through) then deletes the entries up to `through` (at most the
   // snapshot's index; a host may keep some for lagging followers). Each is one transaction.
-  void save_snapshot(const raft::SnapshotMeta& meta, std::shared_ptr<const std::string> data);
+  // Snapshot bytes are stored as a file (storage/snapshot_file.h): `data` that is already a
+  // SnapshotFile of this directory (written by the host, off the loop) is recorded as it is,
+  // other bytes are first written to a new file (so is a Ready's snapshot). Only after the
+  // commit are the files it replaced removed.
+  void save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotDataPtr data);
   void drop_prefix(raft::Index through);
 
   const raft::HardState& hard_state() const { return shape_.hard_state; }
   const raft::SnapshotMeta& snapshot_meta() const { return shape_.snapshot.meta; }
+  // The latest snapshot's bytes as a mapped file; null when it has none or they are in the
+  // snapshot_data row of a store written before snapshot files (load() returns those).
+  const std::shared_ptr<const SnapshotFile>& snapshot_file() const { return snapshot_file_; }
   // First stored entry (0 when none) and the log's last index (the snapshot's when no entry
   // follows it).
   raft::Index first_index() const { return shape_.first; }
@@ -126,7 +111,13 @@ class LmdbLogStore {
   std::optional<raft::Term> stored_term(Txn& txn, raft::Index index);
   void truncate_from(Txn& txn, raft::Index index);
   void append(Txn& txn, const std::vector<raft::Entry>& entries);
-  void put_snapshot(Txn& txn, const SnapshotRecord& record, const std::string* data);
+  void put_snapshot(Txn& txn, const SnapshotRecord& record);
+  // The transaction of write(Ready), up to its commit; `next` becomes the shape after it.
+  void write_ready(Txn& txn, LogShape& next, const raft::Ready& ready, const SnapshotRecord* record);
+  // `data` as a snapshot file of this directory: itself if it is one, else a new file.
+  std::shared_ptr<const SnapshotFile> file_for(const raft::SnapshotMeta& meta, const raft::SnapshotDataPtr& data);
+  // After a committed snapshot record: keep its file mapped, remove the files it replaced.
+  void adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file);
 
   std::string directory_;
   MDB_env* env_ = nullptr;
@@ -137,7 +128,8 @@ class LmdbLogStore {
   LogShape shape_;
   std::uint64_t commits_ = 0;
   bool failed_ = false;
-  std::string scratch_;  // reused entry encoding buffer: one allocation per batch, not per entry
+  std::string scratch_;
+  std::shared_ptr<const SnapshotFile> snapshot_file_;  // reused entry encoding buffer: one allocation per batch, not per entry
 };
 
 }  // namespace coord::storage

@@ -34,6 +34,15 @@ class Reader {
   std::size_t remaining() const { return ok_ ? bytes_.size() - offset_ : 0; }
   bool ok() const { return ok_; }
   bool at_end() const { return ok_ && offset_ == bytes_.size(); }
+  std::string_view take(std::size_t n) {
+    if (!ok_ || bytes_.size() - offset_ < n) {
+      ok_ = false;
+      return {};
+    }
+    const std::string_view out = bytes_.substr(offset_, n);
+    offset_ += n;
+    return out;
+  }
 
  private:
   std::uint64_t read(std::size_t n) {
@@ -176,13 +185,13 @@ std::optional<raft::HardState> decode_hard_state(std::string_view value, std::st
   return hs;
 }
 
-SnapshotRecord make_snapshot_record(const raft::SnapshotMeta& meta, const std::string* data) {
+SnapshotRecord make_snapshot_record(const raft::SnapshotMeta& meta, const raft::SnapshotData* data) {
   SnapshotRecord record;
   record.meta = meta;
   if (data != nullptr) {
     record.has_data = true;
     record.data_bytes = data->size();
-    record.data_crc = crc32c(*data);
+    record.data_crc = crc32c(data->bytes());
   }
   return record;
 }
@@ -199,6 +208,10 @@ std::string encode_snapshot_record(const SnapshotRecord& record) {
   put_u8(out, record.has_data ? 1 : 0);
   put_u64(out, record.data_bytes);
   put_u32(out, record.data_crc);
+  if (!record.file.empty()) {
+    put_u32(out, static_cast<std::uint32_t>(record.file.size()));
+    out += record.file;
+  }
   seal(out);
   return out;
 }
@@ -223,7 +236,14 @@ std::optional<SnapshotRecord> decode_snapshot_record(std::string_view value, std
   const std::uint8_t has_data = r.u8();
   record.data_bytes = r.u64();
   record.data_crc = r.u32();
-  if (!r.at_end() || has_data > 1) {
+  bool bad_file = false;
+  if (r.ok() && !r.at_end()) {
+    // The bytes are in a file of their own (a record without a name: in the snapshot_data row).
+    const std::uint32_t length = r.u32();
+    record.file = std::string(r.take(length));
+    bad_file = record.file.empty() || has_data != 1;
+  }
+  if (!r.at_end() || has_data > 1 || bad_file) {
     fail(error, fmt::format("snapshot meta: malformed ({} bytes)", value.size()));
     return std::nullopt;
   }

@@ -10,8 +10,9 @@
 //                "hard_state":     u32 crc | u64 term | u64 vote | u64 commit
 //                "snapshot_meta":  u32 crc | u64 index | u64 term | u32 n | n x u64 voter
 //                                  | u32 m | m x u64 learner | u8 has_data | u64 data_bytes
-//                                  | u32 data_crc
-//                "snapshot_data":  the snapshot's bytes (absent when it has none)
+//                                  | u32 data_crc [| u32 n | n bytes: file name]
+//                "snapshot_data":  the snapshot's bytes, in stores written before snapshot files
+//                                  (absent when it has none, or when the record names a file)
 #pragma once
 
 #include <array>
@@ -58,11 +59,15 @@ struct SnapshotRecord {
   bool has_data = false;  // the Snapshot's data pointer was set (bytes may still be empty)
   std::uint64_t data_bytes = 0;
   std::uint32_t data_crc = 0;
+  // The file in the log's directory holding the bytes (storage/snapshot_file.h); empty when they
+  // are the "snapshot_data" row (stores written before snapshot files) or there are none.
+  std::string file;
 
   bool operator==(const SnapshotRecord&) const = default;
 };
 
-SnapshotRecord make_snapshot_record(const raft::SnapshotMeta& meta, const std::string* data);
+// The record of in-memory bytes (checksummed here), to be stored in the snapshot_data row.
+SnapshotRecord make_snapshot_record(const raft::SnapshotMeta& meta, const raft::SnapshotData* data);
 std::string encode_snapshot_record(const SnapshotRecord& record);
 std::optional<SnapshotRecord> decode_snapshot_record(std::string_view value, std::string* error);
 

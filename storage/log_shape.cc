@@ -65,14 +65,14 @@ std::optional<std::string> apply_hard_state(LogShape& shape, const raft::HardSta
 }  // namespace
 
 std::optional<std::string> apply_ready(LogShape& shape, const raft::Ready& ready,
-                                       const StoredTermLookup& stored_term) {
+                                       const StoredTermLookup& stored_term, const SnapshotRecord* snapshot) {
   if (ready.snapshot) {
     const raft::SnapshotMeta& meta = ready.snapshot->meta;
     if (meta.index < shape.snapshot.meta.index) {
       return fmt::format("snapshot at {} is older than the stored one at {}", meta.index,
                          shape.snapshot.meta.index);
     }
-    shape.snapshot = make_snapshot_record(meta, ready.snapshot->data.get());
+    shape.snapshot = snapshot != nullptr ? *snapshot : make_snapshot_record(meta, ready.snapshot->data.get());
     shape.first = shape.last = 0;
     shape.last_term = 0;
   }

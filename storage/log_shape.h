@@ -35,9 +35,11 @@ struct LogShape {
 using StoredTermLookup = std::function<std::optional<raft::Term>(raft::Index)>;
 
 // Each apply_* updates `shape` to what the write leaves on disk and returns nullopt, or returns
-// the rule the write breaks (and `shape` must then be discarded).
+// the rule the write breaks (and `shape` must then be discarded). `snapshot`: the record the
+// Ready's snapshot is stored as (its file), when the caller stored its bytes already.
 std::optional<std::string> apply_ready(LogShape& shape, const raft::Ready& ready,
-                                       const StoredTermLookup& stored_term);
+                                       const StoredTermLookup& stored_term,
+                                       const SnapshotRecord* snapshot = nullptr);
 std::optional<std::string> apply_save_snapshot(LogShape& shape, const SnapshotRecord& snapshot,
                                                const StoredTermLookup& stored_term);
 std::optional<std::string> apply_drop_prefix(LogShape& shape, raft::Index through);

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -238,6 +239,16 @@ TEST_CASE("kill -9 of the leader: a new leader, no acknowledged write lost, the 
     CHECK_MESSAGE(value_of(get(restarted, entry.first, /*serializable=*/true)) == entry.second, entry.first);
   }
   CHECK(cluster.log_tail(killed, 100000).find("snapshot installed") != std::string::npos);
+  // What it received went to a snapshot file of its own (storage/snapshot_file.h), which its log
+  // records: exactly one, and no unfinished one left behind.
+  std::vector<std::string> snapshot_files;
+  for (const auto& e : std::filesystem::directory_iterator(cluster.data_dir(killed) + "/raft")) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("snap-")) snapshot_files.push_back(name);
+  }
+  REQUIRE(snapshot_files.size() == 1);
+  CHECK(snapshot_files[0].ends_with(".snap"));
+  CHECK(std::filesystem::file_size(cluster.data_dir(killed) + "/raft/" + snapshot_files[0]) > 0);
 }
 
 TEST_CASE("a stopped cluster restarts from its data directories with everything it acknowledged") {

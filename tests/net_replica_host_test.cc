@@ -650,6 +650,127 @@ TEST_CASE("a machine crash with unsynced state commits: the torn state file is d
   }
 }
 
+TEST_CASE("snapshots are files beside the log; a restart with an intact state serves before checking it, a rebuild checks it first") {
+  Fixture f;
+  std::string snapshot_path;
+  {
+    auto host = f.open();
+    f.elect(*host);
+    for (int k = 0; k < 12; ++k) REQUIRE(f.put(*host, fmt::format("/k{}", k), fmt::format("v{}", k)).ok());
+    REQUIRE(host->node().snapshot_meta().index >= 10);
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(f.dir + "/raft")) {
+      if (e.path().filename().string().starts_with("snap-")) files.push_back(e.path().string());
+    }
+    REQUIRE(files.size() == 1);  // older ones removed once replaced
+    snapshot_path = files[0];
+  }
+  // Damage inside the file, its size unchanged: only a full read can tell.
+  {
+    std::fstream file(snapshot_path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(20);
+    file.put('\x7f');
+  }
+  SUBCASE("a restart on the same boot: the state is intact and serves; the file is checked off the loop, and the damage stops the member") {
+    f.options.snapshot_in_background = true;
+    auto host = f.open();
+    CHECK(f.output.fatal_reason.empty());
+    const net::ClientResponse early = f.get(*host, "/k11", /*serializable=*/true);
+    REQUIRE(early.ok());
+    CHECK(early.node->value == "v11");
+    for (int t = 0; t < 500 && f.output.fatal_reason.empty(); ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      host->tick();
+      host->pump();
+    }
+    CHECK_MESSAGE(f.output.fatal_reason.find(snapshot_path) != std::string::npos, f.output.fatal_reason);
+    CHECK_MESSAGE(f.output.fatal_reason.find("checksum") != std::string::npos, f.output.fatal_reason);
+    CHECK(host->failed());
+  }
+  SUBCASE("the same, checked inline (tests): the start is refused, naming the file") {
+    try {
+      f.open();
+      FAIL("a damaged snapshot file went unnoticed");
+    } catch (const std::exception& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(snapshot_path) != std::string::npos, e.what());
+    }
+  }
+  SUBCASE("after a machine crash the state is rebuilt from the file: the damage is found, naming the file") {
+    std::ofstream(f.dir + "/kv/unsynced") << "boot-1\n";  // as a crash would have left it
+    f.set_boot_id("boot-2");
+    try {
+      f.open();
+      FAIL("a damaged snapshot file was restored from");
+    } catch (const std::exception& e) {
+      CHECK_MESSAGE(std::string(e.what()).find(snapshot_path) != std::string::npos, e.what());
+      CHECK_MESSAGE(std::string(e.what()).find("checksum") != std::string::npos, e.what());
+    }
+  }
+}
+
+TEST_CASE("automatic compaction: the leader keeps the last N revisions, compacting in bounded steps") {
+  Fixture f;
+  f.options.auto_compact_revisions = 10;
+  f.options.auto_compact_step_revisions = 4;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 30; ++k) REQUIRE(f.put(*host, fmt::format("/k{}", k % 3), fmt::format("v{}", k)).ok());
+  const kv::Revision revision = host->state().revision();
+  REQUIRE(revision >= 30);
+  // Each tick proposes at most one step of 4, and only once the previous one applied.
+  std::vector<kv::Revision> seen{host->state().compact_revision()};
+  for (int t = 0; t < 20; ++t) {
+    f.run_for(*host, 100);
+    if (host->state().compact_revision() != seen.back()) seen.push_back(host->state().compact_revision());
+  }
+  CHECK(host->state().compact_revision() == revision - 10);
+  for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] - seen[i - 1] <= 4);
+  CHECK(seen.size() >= 5);
+  // Below it, history is gone; from it on, it is all there.
+  net::ClientRequest old;
+  old.kind = net::RequestKind::Get;
+  old.path = "/k0";
+  old.revision = revision - 11;
+  CHECK(f.call(*host, old).error == net::ErrorCode::Compacted);
+  old.revision = revision - 10;
+  CHECK(f.call(*host, old).ok());
+  // No more while fewer than N revisions lie above the compaction point.
+  f.run_for(*host, 1000);
+  CHECK(host->state().compact_revision() == revision - 10);
+}
+
+TEST_CASE("a starting member may campaign about one election timeout sooner (election tick advance)") {
+  // The election timeout is randomized in [election_ticks, 2 * election_ticks) ticks.
+  const int election_ticks = 10;
+  auto ticks_to_lead = [&](bool advance) {
+    Fixture f;
+    REQUIRE(f.options.raft.election_ticks == election_ticks);
+    f.options.election_tick_advance = advance;
+    auto host = f.open();
+    int ticks = 0;
+    while (host->node().role() != raft::Role::Leader && ticks < 100) {
+      host->tick();
+      host->pump();
+      ++ticks;
+    }
+    return ticks;
+  };
+  for (int round = 0; round < 5; ++round) {
+    CHECK(ticks_to_lead(true) <= election_ticks + 1);
+    CHECK(ticks_to_lead(false) >= election_ticks);
+  }
+}
+
+TEST_CASE("automatic compaction off: history is kept") {
+  Fixture f;
+  f.options.auto_compact_revisions = 0;
+  auto host = f.open();
+  f.elect(*host);
+  for (int k = 0; k < 30; ++k) REQUIRE(f.put(*host, "/k", fmt::format("v{}", k)).ok());
+  f.run_for(*host, 2000);
+  CHECK(host->state().compact_revision() == 0);
+}
+
 TEST_CASE("kv_sync: every state commit is synced and no marker is left") {
   Fixture f;
   f.options.kv_sync = true;

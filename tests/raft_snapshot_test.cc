@@ -54,7 +54,7 @@ TEST_CASE("a follower behind the leader's snapshot receives it in chunks and cat
   CHECK(chunks == (size + 2) / 3);
   CHECK(c.snapshots_installed(3) == 1);
   CHECK(c.disk(3).snapshot.index == 11);
-  CHECK(*c.disk(3).snapshot_data == "state@11");
+  CHECK(c.disk(3).snapshot_data->bytes() == "state@11");
   CHECK(c.node(3).commit() == 11);
   propose_n(c, 1, 1, "after");
   CHECK(c.applied_data(3) == std::vector<std::string>{"after0"});
@@ -82,7 +82,7 @@ TEST_CASE("a lost snapshot chunk is resent and the transfer completes") {
   }
   CHECK(dropped);
   CHECK(c.snapshots_installed(3) == 1);
-  CHECK(*c.disk(3).snapshot_data == "state@6");
+  CHECK(c.disk(3).snapshot_data->bytes() == "state@6");
   CHECK(c.node(3).commit() == 6);
   CHECK(c.failures().empty());
 }
@@ -122,4 +122,67 @@ TEST_CASE("a snapshot the follower already covers is answered without installing
   auto resp = c.take([](const Message& x) { return x.from == 2 && x.type == MessageType::AppendResp; });
   REQUIRE(resp.size() == 1);
   CHECK(resp[0].index == 4);
+}
+
+namespace {
+
+// A host's receiver for incoming snapshot chunks: counts what it is given, and can refuse.
+struct ReceiverLog {
+  int made = 0;
+  int refuse_appends = 0;  // refuse this many appends in all, from the first
+  std::vector<std::string> chunks;
+};
+
+class CountingReceiver final : public SnapshotReceiver {
+ public:
+  explicit CountingReceiver(ReceiverLog& log) : log_(log) {}
+  bool append(std::string_view chunk) override {
+    if (log_.refuse_appends > 0) {
+      --log_.refuse_appends;
+      return false;
+    }
+    log_.chunks.emplace_back(chunk);
+    bytes_.append(chunk);
+    return true;
+  }
+  std::uint64_t size() const override { return bytes_.size(); }
+  SnapshotDataPtr finish() override { return snapshot_bytes("received:" + bytes_); }
+
+ private:
+  ReceiverLog& log_;
+  std::string bytes_;
+};
+
+}  // namespace
+
+TEST_CASE("a follower's snapshot chunks go to the host's receiver; one that refuses makes the leader start over") {
+  ReceiverLog log;
+  log.refuse_appends = 1;  // the first chunk cannot be kept (a full disk, say)
+  TestCluster c(3, [&log](Config& cfg) {
+    cfg.snapshot_chunk_bytes_max = 3;
+    cfg.snapshot_receiver = [&log](const SnapshotMeta& meta) {
+      CHECK(meta.index == 11);
+      ++log.made;
+      return std::make_unique<CountingReceiver>(log);
+    };
+  });
+  c.elect(1);
+  c.isolate(3);
+  propose_n(c, 1, 10, "a");
+  c.compact(1, 11);
+  c.heal();
+  for (int round = 0; round < 200 && c.snapshots_installed(3) == 0; ++round) {
+    c.tick(1);
+    c.process_readies();
+    for (const Message& m : c.take_all()) c.deliver(m);
+  }
+  REQUIRE(c.snapshots_installed(3) == 1);
+  // Started over after the refusal: a second receiver got every chunk, in order.
+  CHECK(log.made >= 2);
+  std::string joined;
+  for (const std::string& chunk : log.chunks) joined += chunk;
+  CHECK(joined == "state@11");
+  // What the receiver made of them is what the host is asked to install.
+  CHECK(c.disk(3).snapshot_data->bytes() == "received:state@11");
+  CHECK(c.failures().empty());
 }

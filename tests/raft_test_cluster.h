@@ -37,7 +37,7 @@ class SplitMix : public Random {
 struct Disk {
   HardState hard_state;
   SnapshotMeta snapshot;
-  std::shared_ptr<const std::string> snapshot_data;
+  SnapshotDataPtr snapshot_data;
   std::vector<Entry> entries;
 };
 
@@ -190,10 +190,10 @@ class TestCluster {
 
   // The host's state machine snapshot: here simply the number of applied entries.
   void compact(NodeId id, Index index) {
-    node(id).compact(index, std::make_shared<const std::string>("state@" + std::to_string(index)));
+    node(id).compact(index, snapshot_bytes("state@" + std::to_string(index)));
     Disk& d = disks_[id];
     d.snapshot = node(id).snapshot_meta();
-    d.snapshot_data = std::make_shared<const std::string>("state@" + std::to_string(index));
+    d.snapshot_data = snapshot_bytes("state@" + std::to_string(index));
     std::erase_if(d.entries, [&](const Entry& e) { return e.index <= index; });
   }
 

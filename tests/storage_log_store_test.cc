@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "storage/crc32c.h"
 #include "storage/lmdb_log_store.h"
 #include "storage/log_records.h"
+#include "storage/snapshot_file.h"
 
 namespace raft = coord::raft;
 using coord::storage::LmdbLogStore;
@@ -84,7 +86,14 @@ raft::SnapshotMeta meta(raft::Index index, raft::Term term, std::vector<raft::No
 
 raft::Ready snapshot_ready(raft::SnapshotMeta m, std::string data, raft::HardState hs) {
   raft::Ready rd;
-  rd.snapshot = raft::Snapshot{std::move(m), std::make_shared<const std::string>(std::move(data))};
+  rd.snapshot = raft::Snapshot{std::move(m), raft::snapshot_bytes(std::move(data))};
+  rd.hard_state = hs;
+  return rd;
+}
+
+raft::Ready snapshot_ready_with(raft::SnapshotMeta m, raft::SnapshotDataPtr data, raft::HardState hs) {
+  raft::Ready rd;
+  rd.snapshot = raft::Snapshot{std::move(m), std::move(data)};
   rd.hard_state = hs;
   return rd;
 }
@@ -95,7 +104,7 @@ void check_same(const raft::RestoreState& a, const raft::RestoreState& b) {
   CHECK(a.entries == b.entries);
   CHECK(a.applied == b.applied);
   CHECK(static_cast<bool>(a.snapshot_data) == static_cast<bool>(b.snapshot_data));
-  if (a.snapshot_data && b.snapshot_data) CHECK(*a.snapshot_data == *b.snapshot_data);
+  if (a.snapshot_data && b.snapshot_data) CHECK(a.snapshot_data->bytes() == b.snapshot_data->bytes());
 }
 
 std::vector<raft::Index> indices(const std::vector<raft::Entry>& es) {
@@ -230,7 +239,7 @@ TEST_CASE("log store: a snapshot in a Ready replaces the log") {
   const raft::RestoreState state = store->load();
   CHECK(state.snapshot == meta(20, 2));
   REQUIRE(state.snapshot_data != nullptr);
-  CHECK(*state.snapshot_data == "state at 20");
+  CHECK(state.snapshot_data->bytes() == "state at 20");
   CHECK(state.applied == 20);
   CHECK(state.entries == entries(21, 22, 2));
   CHECK(store->first_index() == 21);
@@ -256,7 +265,7 @@ TEST_CASE("log store: compaction saves a snapshot, then drops the prefix") {
   auto store = LmdbLogStore::open(dir.store());
   store->write(ready(entries(1, 100, 1), raft::HardState{1, 1, 80}));
   const std::uint64_t commits = store->stats().commits;
-  store->save_snapshot(meta(80, 1), std::make_shared<const std::string>("sm@80"));
+  store->save_snapshot(meta(80, 1), raft::snapshot_bytes("sm@80"));
   // Between the two steps the log still holds everything; a restart skips what is covered.
   raft::RestoreState state = store->load();
   CHECK(state.snapshot == meta(80, 1));
@@ -269,7 +278,7 @@ TEST_CASE("log store: compaction saves a snapshot, then drops the prefix") {
   CHECK(store->stats().commits == commits + 2);
   state = store->load();
   CHECK(state.entries == entries(81, 100, 1));
-  CHECK(*state.snapshot_data == "sm@80");
+  CHECK(state.snapshot_data->bytes() == "sm@80");
 
   store->drop_prefix(80);
   CHECK(store->first_index() == 81);
@@ -278,7 +287,7 @@ TEST_CASE("log store: compaction saves a snapshot, then drops the prefix") {
 
   // Compacting the whole log leaves only the snapshot; the log continues after it.
   store->write(ready({}, raft::HardState{1, 1, 100}));
-  store->save_snapshot(meta(100, 1), std::make_shared<const std::string>("sm@100"));
+  store->save_snapshot(meta(100, 1), raft::snapshot_bytes("sm@100"));
   store->drop_prefix(100);
   CHECK(store->first_index() == 0);
   CHECK(store->last_index() == 100);
@@ -293,7 +302,7 @@ TEST_CASE("log store: reopening gives the same RestoreState") {
     auto store = LmdbLogStore::open(dir.store());
     store->write(ready(entries(1, 30, 1), raft::HardState{1, 3, 10}));
     store->write(ready(entries(25, 40, 2), raft::HardState{2, 2, 20}));
-    store->save_snapshot(meta(20, 1), std::make_shared<const std::string>(std::string(5000, 's')));
+    store->save_snapshot(meta(20, 1), raft::snapshot_bytes(std::string(5000, 's')));
     store->drop_prefix(15);
     before = store->load();
   }
@@ -308,7 +317,7 @@ TEST_CASE("log store: writes that break a storage rule are refused and change no
   TempDir dir;
   auto store = LmdbLogStore::open(dir.store());
   store->write(ready(entries(1, 10, 2), raft::HardState{2, 1, 5}));
-  store->save_snapshot(meta(3, 2), std::make_shared<const std::string>("s"));
+  store->save_snapshot(meta(3, 2), raft::snapshot_bytes("s"));
   const raft::RestoreState before = store->load();
   const std::uint64_t commits = store->stats().commits;
 
@@ -425,26 +434,172 @@ TEST_CASE("log store: a damaged entry is reported with its index") {
   }
 }
 
-TEST_CASE("log store: damaged snapshot data and unknown layouts are refused") {
+TEST_CASE("log store: unknown layouts are refused") {
   TempDir dir;
   {
     auto store = LmdbLogStore::open(dir.store());
     store->write(snapshot_ready(meta(5, 1), "snapshot bytes", raft::HardState{1, 0, 5}));
   }
-  SUBCASE("snapshot data") {
-    poke(dir.store(), "meta", coord::storage::meta_key_snapshot_data, [](std::string& v) { v[0] ^= 1; });
-    auto store = LmdbLogStore::open(dir.store());
-    const LogStoreError e = expect_error([&] { store->load(); });
-    CHECK(e.kind() == Kind::Corrupt);
-    CHECK_MESSAGE(std::string(e.what()).find("snapshot data at 5") != std::string::npos, e.what());
+  poke(dir.store(), "meta", coord::storage::meta_key_layout_version,
+       [](std::string& v) { v = coord::storage::encode_layout_version(99); });
+  const LogStoreError e = expect_error([&] { LmdbLogStore::open(dir.store()); });
+  CHECK(e.kind() == Kind::Corrupt);
+  CHECK_MESSAGE(std::string(e.what()).find("layout version 99") != std::string::npos, e.what());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot files (storage/snapshot_file.h): the bytes live beside data.mdb, the log records
+// their name, size and checksum.
+
+namespace {
+
+// The snapshot files in a store's directory, finished or not.
+std::vector<std::string> snapshot_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (coord::storage::is_snapshot_file_name(name)) out.push_back(name);
   }
-  SUBCASE("layout version") {
-    poke(dir.store(), "meta", coord::storage::meta_key_layout_version,
-         [](std::string& v) { v = coord::storage::encode_layout_version(99); });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("log store: snapshot bytes are a file of their own, not an LMDB value") {
+  TempDir dir;
+  const std::string big(3 << 20, 'x');  // larger than a piece, to cover the loops
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(snapshot_ready(meta(5, 1), big, raft::HardState{1, 0, 5}));
+    const auto files = snapshot_files(dir.store());
+    REQUIRE(files.size() == 1);
+    CHECK(std::filesystem::file_size(dir.store() + "/" + files[0]) == big.size());
+    REQUIRE(store->snapshot_file() != nullptr);
+    CHECK(store->snapshot_file()->info().name == files[0]);
+    // The LMDB environment stays small: it holds the record, not the bytes.
+    CHECK(store->stats().used_bytes < big.size() / 4);
+  }
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    const raft::RestoreState state = store->load();
+    REQUIRE(state.snapshot_data != nullptr);
+    CHECK(state.snapshot_data->bytes() == big);
+    CHECK(std::dynamic_pointer_cast<const coord::storage::SnapshotFile>(state.snapshot_data) != nullptr);
+    // A newer snapshot replaces the file; the old one goes only after the new record committed.
+    store->write(ready(entries(6, 9, 1), raft::HardState{1, 0, 9}));
+    store->save_snapshot(meta(9, 1), raft::snapshot_bytes("state at 9"));
+    const auto files = snapshot_files(dir.store());
+    REQUIRE(files.size() == 1);
+    CHECK(files[0] == store->snapshot_file()->info().name);
+    // The old mapping stays readable after its file is removed (a transfer may be using it).
+    CHECK(state.snapshot_data->bytes() == big);
+  }
+  auto store = LmdbLogStore::open(dir.store());
+  CHECK(store->load().snapshot_data->bytes() == "state at 9");
+}
+
+TEST_CASE("log store: a file the host wrote is recorded as it is, without a copy") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
+  coord::storage::SnapshotFileWriter writer(dir.store(), 10);
+  writer.append("part one, ");
+  writer.append("part two");
+  const auto file = coord::storage::SnapshotFile::open(dir.store(), writer.finish());
+  store->save_snapshot(meta(10, 1), file);
+  CHECK(store->snapshot_file() == file);
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{file->info().name});
+  store.reset();
+  store = LmdbLogStore::open(dir.store());
+  CHECK(store->load().snapshot_data->bytes() == "part one, part two");
+}
+
+TEST_CASE("log store: leftovers of a crash are removed at open, the recorded file kept") {
+  TempDir dir;
+  std::string recorded;
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(snapshot_ready(meta(5, 1), "recorded", raft::HardState{1, 0, 5}));
+    recorded = store->snapshot_file()->info().name;
+    // Killed while writing a newer snapshot, and after writing one it never recorded.
+    coord::storage::SnapshotFileWriter unfinished(dir.store(), 7);
+    unfinished.append("half");
+    std::filesystem::copy_file(dir.store() + "/" + recorded, dir.store() + "/" + recorded + ".part");
+    coord::storage::SnapshotFileWriter unrecorded(dir.store(), 6);
+    unrecorded.append("never recorded");
+    unrecorded.finish();
+  }
+  CHECK(snapshot_files(dir.store()).size() == 3);
+  auto store = LmdbLogStore::open(dir.store());
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{recorded});
+  CHECK(store->load().snapshot_data->bytes() == "recorded");
+}
+
+TEST_CASE("log store: a torn, damaged or missing snapshot file is refused, naming the file") {
+  TempDir dir;
+  std::string path;
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(snapshot_ready(meta(5, 1), std::string(10000, 's'), raft::HardState{1, 0, 5}));
+    path = store->snapshot_file()->path();
+  }
+  SUBCASE("torn: shorter than recorded") {
+    std::filesystem::resize_file(path, 4096);
     const LogStoreError e = expect_error([&] { LmdbLogStore::open(dir.store()); });
     CHECK(e.kind() == Kind::Corrupt);
-    CHECK_MESSAGE(std::string(e.what()).find("layout version 99") != std::string::npos, e.what());
+    CHECK_MESSAGE(std::string(e.what()).find(path) != std::string::npos, e.what());
+    CHECK_MESSAGE(std::string(e.what()).find("4096 bytes, the log records 10000") != std::string::npos, e.what());
   }
+  SUBCASE("missing") {
+    std::filesystem::remove(path);
+    const LogStoreError e = expect_error([&] { LmdbLogStore::open(dir.store()); });
+    CHECK(e.kind() == Kind::Corrupt);
+    CHECK_MESSAGE(std::string(e.what()).find(path) != std::string::npos, e.what());
+    CHECK_MESSAGE(std::string(e.what()).find("missing") != std::string::npos, e.what());
+  }
+  SUBCASE("damaged: a flipped byte, found by whoever reads it whole") {
+    {
+      std::FILE* f = std::fopen(path.c_str(), "r+b");
+      REQUIRE(f != nullptr);
+      REQUIRE(std::fseek(f, 7000, SEEK_SET) == 0);
+      REQUIRE(std::fputc('t', f) == 't');
+      REQUIRE(std::fclose(f) == 0);
+    }
+    auto store = LmdbLogStore::open(dir.store());  // opening reads no byte of it
+    const raft::RestoreState state = store->load();
+    const auto file = std::dynamic_pointer_cast<const coord::storage::SnapshotFile>(state.snapshot_data);
+    REQUIRE(file != nullptr);
+    const LogStoreError e = expect_error([&] { file->verify(); });
+    CHECK(e.kind() == Kind::Corrupt);
+    CHECK_MESSAGE(std::string(e.what()).find(path) != std::string::npos, e.what());
+    CHECK_MESSAGE(std::string(e.what()).find("checksum") != std::string::npos, e.what());
+  }
+  SUBCASE("intact: verify passes") {
+    auto store = LmdbLogStore::open(dir.store());
+    CHECK_NOTHROW(store->snapshot_file()->verify());
+  }
+}
+
+TEST_CASE("log store: the snapshot record names its file; records of older builds still decode") {
+  coord::storage::SnapshotRecord record;
+  record.meta = meta(9, 2);
+  record.has_data = true;
+  record.data_bytes = 123;
+  record.data_crc = 0xabcdef01;
+  std::string error;
+  // Without a file (how builds before snapshot files wrote it): the bytes are in snapshot_data.
+  auto decoded = coord::storage::decode_snapshot_record(coord::storage::encode_snapshot_record(record), &error);
+  REQUIRE_MESSAGE(decoded.has_value(), error);
+  CHECK(*decoded == record);
+  record.file = "snap-0000000000000009-0000000000000001.snap";
+  decoded = coord::storage::decode_snapshot_record(coord::storage::encode_snapshot_record(record), &error);
+  REQUIRE_MESSAGE(decoded.has_value(), error);
+  CHECK(*decoded == record);
+  // A record cut short is damage (its checksum says so).
+  std::string cut = coord::storage::encode_snapshot_record(record);
+  cut.pop_back();
+  CHECK_FALSE(coord::storage::decode_snapshot_record(cut, &error).has_value());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +614,7 @@ namespace {
 struct Model {
   raft::HardState hard_state;
   raft::SnapshotMeta snapshot;
-  std::shared_ptr<const std::string> snapshot_data;
+  raft::SnapshotDataPtr snapshot_data;
   std::deque<raft::Entry> entries;  // contiguous; may start at or below snapshot.index
 
   raft::Index last_index() const {
@@ -488,7 +643,7 @@ struct Op {
   enum class Type { Write, SaveSnapshot, DropPrefix } type = Type::Write;
   raft::Ready ready;
   raft::SnapshotMeta meta;
-  std::shared_ptr<const std::string> data;
+  raft::SnapshotDataPtr data;
   raft::Index through = 0;
 };
 
@@ -505,7 +660,7 @@ class Workload {
     if (pick < 8 && hs.commit > model.snapshot.index) {
       op.type = Op::Type::SaveSnapshot;
       op.meta = meta(hs.commit, model.term(hs.commit));
-      op.data = std::make_shared<const std::string>(bytes(4000));
+      op.data = raft::snapshot_bytes(bytes(4000));
       model.snapshot = op.meta;
       model.snapshot_data = op.data;
       return op;
@@ -521,7 +676,7 @@ class Workload {
       hs.term += below(2);
       if (hs.term != model.hard_state.term) hs.vote = 0;
       const raft::Index index = std::max(last, hs.commit) + 1 + below(20);
-      op.ready.snapshot = raft::Snapshot{meta(index, hs.term), std::make_shared<const std::string>(bytes(3000))};
+      op.ready.snapshot = raft::Snapshot{meta(index, hs.term), raft::snapshot_bytes(bytes(3000))};
       hs.commit = index;
       model.snapshot = op.ready.snapshot->meta;
       model.snapshot_data = op.ready.snapshot->data;
@@ -662,4 +817,77 @@ TEST_CASE("log store: a process killed mid-write leaves a consistent log with ev
                                        state.hard_state.commit}));
   }
   CHECK(reported_total > 0);
+}
+
+TEST_CASE("log store: a commit removes the files it replaced, not a later one still waiting for its record") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
+  // A follower's received snapshot at 50, renamed into place, its Ready not yet written.
+  coord::storage::SnapshotFileWriter received(dir.store(), 50);
+  received.append("from the leader");
+  const auto later = coord::storage::SnapshotFile::open(dir.store(), received.finish(/*sync=*/false), false);
+  store->save_snapshot(meta(4, 1), raft::snapshot_bytes("at 4"));
+  const std::string at4 = store->snapshot_file()->info().name;
+  store->save_snapshot(meta(8, 1), raft::snapshot_bytes("at 8"));
+  const std::string at8 = store->snapshot_file()->info().name;
+  CHECK(coord::storage::snapshot_file_index(at8) == raft::Index{8});
+  auto files = snapshot_files(dir.store());
+  CHECK(std::find(files.begin(), files.end(), at4) == files.end());  // replaced: removed
+  CHECK(std::find(files.begin(), files.end(), at8) != files.end());
+  CHECK(std::find(files.begin(), files.end(), later->info().name) != files.end());  // kept
+  // Its Ready comes: the store syncs it and records it as it is.
+  store->write(snapshot_ready_with(meta(50, 2), later, raft::HardState{2, 0, 50}));
+  CHECK(store->snapshot_file() == later);
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{later->info().name});
+  store.reset();
+  CHECK(LmdbLogStore::open(dir.store())->load().snapshot_data->bytes() == "from the leader");
+}
+
+TEST_CASE("log store: a store written before snapshot files (bytes in the snapshot_data row) loads, and moves to a file") {
+  TempDir dir;
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(ready(entries(1, 6, 1), raft::HardState{1, 0, 6}));
+  }
+  // What an older build left: the record without a file name, the bytes beside it in LMDB.
+  {
+    const std::string bytes = "an old snapshot";
+    coord::storage::SnapshotRecord record;
+    record.meta = meta(5, 1);
+    record.has_data = true;
+    record.data_bytes = bytes.size();
+    record.data_crc = coord::storage::crc32c(bytes);
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    REQUIRE(mdb_env_set_maxdbs(env, 2) == 0);
+    REQUIRE(mdb_env_set_mapsize(env, coord::storage::log_map_bytes_default) == 0);
+    REQUIRE(mdb_env_open(env, dir.store().c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+    const std::string value = coord::storage::encode_snapshot_record(record);
+    for (const auto& [key, v] : {std::pair<std::string_view, std::string_view>{coord::storage::meta_key_snapshot_meta, value},
+                                 {coord::storage::meta_key_snapshot_data, bytes}}) {
+      MDB_val k{key.size(), const_cast<char*>(key.data())};
+      MDB_val mv{v.size(), const_cast<char*>(v.data())};
+      REQUIRE(mdb_put(txn, dbi, &k, &mv, 0) == 0);
+    }
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  auto store = LmdbLogStore::open(dir.store());
+  CHECK(store->snapshot_file() == nullptr);
+  const raft::RestoreState state = store->load();
+  REQUIRE(state.snapshot_data != nullptr);
+  CHECK(state.snapshot_data->bytes() == "an old snapshot");
+  CHECK(state.snapshot.index == 5);
+  // The next snapshot is a file, and the old row goes.
+  store->save_snapshot(meta(6, 1), raft::snapshot_bytes("a new one"));
+  REQUIRE(store->snapshot_file() != nullptr);
+  store.reset();
+  store = LmdbLogStore::open(dir.store());
+  CHECK(store->load().snapshot_data->bytes() == "a new one");
+  CHECK(snapshot_files(dir.store()).size() == 1);
 }

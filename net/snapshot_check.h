@@ -1,0 +1,36 @@
+// Checks the Raft log's snapshot file whole (its CRC-32C) on a thread of its own. A restart whose
+// state is intact does not read the snapshot, so that it serves at once whatever the snapshot's
+// size; this finds damage at rest soon after the start anyway, instead of when a follower needs
+// the file (it would refuse the damaged bytes and stop).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "storage/snapshot_file.h"
+
+namespace coord::net {
+
+class SnapshotFileCheck {
+ public:
+  // `background` false: checks at once, on the calling thread (tests).
+  SnapshotFileCheck(std::shared_ptr<const storage::SnapshotFile> file, bool background);
+  ~SnapshotFileCheck();
+  SnapshotFileCheck(const SnapshotFileCheck&) = delete;
+  SnapshotFileCheck& operator=(const SnapshotFileCheck&) = delete;
+
+  // Once the check finished: "" when the file is intact, else the error naming it.
+  std::optional<std::string> result() const;
+  const std::shared_ptr<const storage::SnapshotFile>& file() const { return file_; }
+
+ private:
+  std::shared_ptr<const storage::SnapshotFile> file_;
+  std::string error_;  // written by the thread before finished_
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+}  // namespace coord::net
