@@ -72,6 +72,10 @@ const char* malformed(const Message& m, NodeId self) {
   if (is_from_leader(m.type) && m.term == 0) return "a leader of term 0";
   if (m.index > message_index_max || m.snapshot.index > message_index_max) return "index out of range";
   if (m.type == MessageType::Snapshot && m.snapshot.term > m.term) return "snapshot of a later term";
+  // A configuration naming node 0 (nobody) would make the node send votes and appends to nobody.
+  for (const std::vector<NodeId>* ids : {&m.snapshot.conf.voters, &m.snapshot.conf.learners}) {
+    if (std::find(ids->begin(), ids->end(), kNoNode) != ids->end()) return "a configuration naming node 0";
+  }
   if (m.type != MessageType::Append) return nullptr;
   // A leader's Append: entries (prev index + 1, ...) of non-decreasing terms, from the previous
   // entry's term up to the leader's own.
