@@ -968,7 +968,7 @@ void Node::flush_batched_sends() {
 
 bool Node::has_ready() const {
   return read_round_wanted_ || broadcast_wanted_ || pending_snapshot_.has_value() ||
-         !messages_.empty() || !ready_reads_.empty() || hard_state() != last_hard_state_ ||
+         !messages_.empty() || !ready_reads_.empty() || term_or_vote_unpersisted() ||
          log_.unstable_from() <= log_.last_index() ||
          applied_ < std::min(commit_, log_.last_index());
 }
@@ -1002,8 +1002,12 @@ Ready Node::ready() {
   // when the term and vote they carry were persisted by an earlier one: a crash then loses at
   // most entries the leader has not counted for itself, which it can never contradict (it
   // cannot lead this term again). Votes and every answer promise durable state: they wait.
-  const bool term_durable = hs.term == last_hard_state_.term && hs.vote == last_hard_state_.vote;
-  if (hs != last_hard_state_) {
+  const bool term_durable = !term_or_vote_unpersisted();
+  // A commit index that moved alone is not worth an fsync (etcd's MustSync): Raft keeps it in
+  // volatile state, and a restart takes max(stored commit, snapshot, applied) and learns the rest
+  // from the leader. It rides along with the next entries, snapshot, term or vote instead, so a
+  // committed entry is applied without waiting for a disk round trip of its own.
+  if (hs != last_hard_state_ && (!term_durable || !rd.entries.empty() || rd.snapshot)) {
     rd.hard_state = hs;
     last_hard_state_ = hs;
   }

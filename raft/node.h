@@ -92,6 +92,9 @@ class Node {
   const std::map<NodeId, Progress>& progress() const { return progress_; }
   NodeId transferee() const { return transferee_; }
   HardState hard_state() const { return HardState{term_, vote_, commit_}; }
+  // The term or vote differs from what the last Ready handed out: only those must be durable
+  // before the node may act on them (the commit index alone never needs an fsync).
+  bool term_or_vote_unpersisted() const { return term_ != last_hard_state_.term || vote_ != last_hard_state_.vote; }
   const SnapshotMeta& snapshot_meta() const { return snapshot_.meta; }
 
   // Set when the node saw something that cannot happen in a correct cluster (for example a

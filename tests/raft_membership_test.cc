@@ -398,8 +398,11 @@ TEST_CASE("membership: a restarted node recovers its configuration from its log"
 
   c.crash(2);
   c.restart(2);
-  CHECK(c.node(2).commit() == commit);
+  // A commit index that moved alone was not persisted (raft/node.cc, ready()): the restart has
+  // the one that rode with the last entries, and the leader's next heartbeat brings the rest.
+  CHECK(c.node(2).commit() <= commit);
   c.process_readies();  // the restarted node hands its committed log out again
+  c.run_ticks(1);
   CHECK(c.node(2).applied() == commit);
   CHECK(str(c.node(2).conf()) == conf_of({1, 2}, {4}));
   CHECK(c.applied(2).size() == commit);
@@ -431,6 +434,7 @@ TEST_CASE("membership: a restarted node recovers its configuration from snapshot
   CHECK(c.node(2).snapshot_meta().index == add.index);
   CHECK(str(c.node(2).conf()) == conf_of({1, 2, 3}, {4}));  // as of the applied (snapshot) index
   c.process_readies();
+  c.run_ticks(1);  // the commit of the removal comes with the leader's heartbeat
   CHECK(c.node(2).applied() == rm.index);
   CHECK(str(c.node(2).conf()) == conf_of({1, 2}, {4}));
 
@@ -455,7 +459,8 @@ TEST_CASE("membership: a node restarted with a durable state machine rebuilds it
   REQUIRE(change(c, 1, ConfChangeType::RemoveNode, 3).error == Error::Ok);
   c.stabilize();
   Index applied = c.node(2).applied();
-  REQUIRE(c.disk(2).hard_state.commit == applied);
+  // The commit of the removal moved alone and stayed in memory (raft/node.cc, ready()).
+  REQUIRE(c.disk(2).hard_state.commit < applied);
 
   // The host's state machine already applied everything: nothing is handed out again, so the
   // configuration must come from replaying the restored log up to the applied index.
@@ -472,6 +477,7 @@ TEST_CASE("membership: a node restarted with a durable state machine rebuilds it
   c.restart_with_applied(2, applied - 1);
   CHECK(str(c.node(2).conf()) == conf_of({1, 2, 3}, {4}));
   c.process_readies();
+  c.run_ticks(1);  // the leader's heartbeat says the removal is committed
   CHECK(c.applied(2).size() == 1);
   CHECK(str(c.node(2).conf()) == conf_of({1, 2}, {4}));
   CHECK(c.failures().empty());
