@@ -35,8 +35,12 @@
 namespace coord::net {
 
 struct PeerTransportOptions {
-  // Bytes waiting to go to one peer; an Append is at most ~raft::Config::append_bytes_max.
-  std::size_t send_queue_bytes_max = std::size_t{64} << 20;
+  // Bytes waiting to go to one peer; an Append is at most ~raft::Config::append_bytes_max (or
+  // one entry, up to command_bytes_max: net/server.cc raises this to hold two of those). Beyond
+  // it messages are dropped and Raft resends: a peer on a slow or stopped link costs at most
+  // this much memory per peer, and what is queued is never older than the link can drain in a
+  // few seconds. (64 MiB let a leader with a slowed link hold ~200 MiB in a 5-member soak.)
+  std::size_t send_queue_bytes_max = std::size_t{8} << 20;
   std::uint64_t reconnect_backoff_min_ms = 50;
   std::uint64_t reconnect_backoff_max_ms = 2000;
   // Inbound peer connections at once; a cluster needs one per peer, the rest is slack for

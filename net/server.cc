@@ -69,6 +69,9 @@ Server::Server(const ServerOptions& options) : options_(options) {
   client_options.send_queue_bytes_max =
       std::max(client_options.send_queue_bytes_max,
                2 * std::max({limits.value_bytes_max, limits.txn_read_bytes_max, limits.range_page_bytes_max}));
+  // One entry as large as a command may be must always fit a peer's queue.
+  options_.peer.send_queue_bytes_max =
+      std::max(options_.peer.send_queue_bytes_max, 2 * (limits.command_bytes_max + request_overhead_bytes_max));
   ClientServer::Sink& client_sink = *this;  // private bases convert only in here
   client_ = std::make_unique<ClientServer>(&loop_.loop, client_sink, client_options);
   client_->start(options_.listen_client);
