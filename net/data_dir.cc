@@ -67,20 +67,37 @@ void fsync_path(const std::string& path, int flags) {
 }  // namespace
 
 // Write to a temporary name, fsync, rename, fsync the directory: a crash leaves the old file
-// or the new one, never a torn one.
+// or the new one, never a torn one. No room on the way (a full disk) leaves the old file and
+// throws DataDirNoSpace, so that the caller can try again once there is room.
 void write_file_atomically(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string tmp = fmt::format("{}/{}.tmp", dir, name);
   const std::string path = fmt::format("{}/{}", dir, name);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw DataDirError(fmt::format("write {}: failed", tmp));
+  const auto failed = [&](const char* what, const std::string& target, int err) {
+    ::unlink(tmp.c_str());
+    const std::string message = fmt::format("{} {}: {}", what, target, errno_text(err));
+    if (err == ENOSPC || err == EDQUOT) throw DataDirNoSpace(message);
+    throw DataDirError(message);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) failed("create", tmp, errno);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;  // a write of 0 bytes to a regular file: no room
+      ::close(fd);
+      failed("write", tmp, err);
+    }
+    done += static_cast<std::size_t>(n);
   }
-  fsync_path(tmp, O_RDONLY);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    throw DataDirError(fmt::format("rename {} -> {}: {}", tmp, path, errno_text(errno)));
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    failed("fsync", tmp, err);
   }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) failed("rename", tmp + " -> " + path, errno);
   fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
 

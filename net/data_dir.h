@@ -31,6 +31,12 @@ class DataDirError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// The file system had no room (ENOSPC, EDQUOT) for a file written atomically: nothing was
+// replaced, the old file (if any) is intact, and the same write may be tried again later.
+class DataDirNoSpace : public DataDirError {
+ public:
+  using DataDirError::DataDirError;
+};
 
 std::string raft_dir(const std::string& data_dir);
 std::string kv_dir(const std::string& data_dir);

@@ -352,18 +352,28 @@ bool ReplicaHost::learn_from_hellos() {
       changed = true;
     }
   }
-  if (changed) save_members();
+  if (changed) {
+    if (auto no_room = save_members()) {
+      spdlog::warn("member table not saved ({}); saved again with the next applied entries", *no_room);
+    }
+  }
   return changed;
 }
 
-void ReplicaHost::save_members() {
+std::optional<std::string> ReplicaHost::save_members() {
   std::vector<MemberConfig> table;
   for (const auto& [id, m] : members_) table.push_back(m);
+  members_unsaved_ = true;
   try {
     save_member_table(data_dir_, table);
+  } catch (const DataDirNoSpace& e) {
+    return fmt::format("saving the member table: {}", e.what());
   } catch (const DataDirError& e) {
     fail(fmt::format("saving the member table failed: {}", e.what()));
+    return std::nullopt;
   }
+  members_unsaved_ = false;
+  return std::nullopt;
 }
 
 void ReplicaHost::request(ConnectionId connection, const ClientRequest& request) {
@@ -684,7 +694,7 @@ void ReplicaHost::request_member_change(ConnectionId connection, const ClientReq
                                                    target};
 }
 
-void ReplicaHost::apply_membership(const std::vector<raft::Entry>& committed) {
+std::optional<std::string> ReplicaHost::apply_membership(const std::vector<raft::Entry>& committed) {
   bool changed = false;
   for (const raft::Entry& e : committed) {
     if (e.type != raft::EntryType::ConfChange) continue;
@@ -706,7 +716,9 @@ void ReplicaHost::apply_membership(const std::vector<raft::Entry>& committed) {
       }
     }
   }
-  if (changed) save_members();
+  // Also when an earlier save found no room: these entries were held until it succeeds.
+  if (changed || members_unsaved_) return save_members();
+  return std::nullopt;
 }
 
 void ReplicaHost::answer_member_changes(const std::vector<raft::Entry>& committed) {
@@ -1147,7 +1159,12 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
     return;
   }
   // Before the state machine marks them applied: a crash in between re-applies them at restart.
-  apply_membership(committed);
+  if (auto no_room = apply_membership(committed)) {
+    // The membership is learned again when the held entries are applied again.
+    apply_no_space_ = fmt::format("applying entries {}..{}: {}", committed.front().index, committed.back().index,
+                                  *no_room);
+    return;
+  }
   if (failed_) return;
   std::vector<kv::AppliedEntry> batch;
   batch.reserve(committed.size());

@@ -291,11 +291,14 @@ class ReplicaHost {
   void request_lease_ttl(ConnectionId connection, const ClientRequest& request);
   void request_member_change(ConnectionId connection, const ClientRequest& request);
   // Learns the members that committed changes add or remove and saves the table (before the
-  // state machine marks those entries applied).
-  void apply_membership(const std::vector<raft::Entry>& committed);
+  // state machine marks those entries applied). Returns why the table could not be saved for
+  // lack of room (the caller holds the entries and applies them again later), else nullopt.
+  std::optional<std::string> apply_membership(const std::vector<raft::Entry>& committed);
   // Members of the configuration known only from their hellos join the table; true if any did.
   bool learn_from_hellos();
-  void save_members();
+  // Saves the table. No room: it stays unsaved (members_unsaved_, saved again with the next
+  // applied entries) and the reason is returned; any other failure stops the member.
+  std::optional<std::string> save_members();
   const MemberConfig* find_member(raft::NodeId id) const;
   const MemberConfig* find_member(std::string_view name) const;
   MemberInfo member_info(raft::NodeId id) const;
@@ -350,6 +353,7 @@ class ReplicaHost {
   // Every member this replica knows, saved in DIR/members (net/member_table.h); and what hellos
   // said about members not in it yet.
   std::map<raft::NodeId, MemberConfig> members_;
+  bool members_unsaved_ = false;  // members_ differs from the saved table (the disk was full)
   std::map<raft::NodeId, MemberConfig> heard_;
   struct PendingChange {
     ConnectionId connection;

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "kv/codec.h"
 #include "kv/command.h"
 #include "net/disk_full.h"
+#include "net/member_table.h"
 
 namespace {
 
@@ -120,6 +122,20 @@ net::ClientOptions options_of(const Cluster& cluster, const std::vector<int>& me
 bool holds(const Cluster& cluster, int member, const std::string& path, const std::string& value, bool serializable) {
   const net::ClientResponse r = read_at(cluster, member, path, serializable);
   return r.ok() && r.node && r.node->value == value;
+}
+
+// Moves a stopped member's directory `dir` onto a small tmpfs of its own, contents included.
+std::unique_ptr<SmallDataDir> move_onto_own_fs(const std::string& dir, std::size_t bytes) {
+  const std::string aside = dir + ".aside";
+  std::filesystem::rename(dir, aside);
+  auto fs = std::make_unique<SmallDataDir>(dir, bytes);
+  REQUIRE_MESSAGE(fs->mounted(), fs->error());
+  for (const auto& entry : std::filesystem::directory_iterator(aside)) {
+    std::filesystem::copy(entry.path(), dir + "/" + entry.path().filename().string(),
+                          std::filesystem::copy_options::recursive);
+  }
+  std::filesystem::remove_all(aside);
+  return fs;
 }
 
 struct Setup {
@@ -305,14 +321,8 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
   // The state machine's directory moves onto a small file system of its own: the log keeps
   // room, so entries are logged (and acknowledged) but cannot be applied.
   cluster.stop(full);
-  const std::string kv = cluster.data_dir(full) + "/kv", aside = kv + ".aside";
-  std::filesystem::rename(kv, aside);
-  SmallDataDir kv_fs(kv, std::size_t{16} << 20);
-  REQUIRE_MESSAGE(kv_fs.mounted(), kv_fs.error());
-  for (const auto& entry : std::filesystem::directory_iterator(aside)) {
-    std::filesystem::copy(entry.path(), kv + "/" + entry.path().filename().string());
-  }
-  std::filesystem::remove_all(aside);
+  const std::unique_ptr<SmallDataDir> kv_fs_owner = move_onto_own_fs(cluster.data_dir(full) + "/kv", std::size_t{16} << 20);
+  SmallDataDir& kv_fs = *kv_fs_owner;
   cluster.start(full);
   REQUIRE(eventually(10s, [&] { return holds(cluster, full, "/s/0", "before", true); }));
   const pid_t full_pid = cluster.process(full).pid();
@@ -345,4 +355,55 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
     CHECK_MESSAGE(holds(cluster, *leader, path, value, false), path);
   }
   cluster.stop(full);  // before kv_fs unmounts
+}
+
+TEST_CASE("e2e disk full: a follower that cannot save its member table holds the membership change and saves it when space returns") {
+  Setup s;
+  if (!s.mounted) {
+    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
+    return;
+  }
+  Cluster& cluster = s.cluster;
+  const std::optional<int> leader = s.start();
+  const int full = (*leader + 1) % cluster.size();
+  net::Client admin(options_of(cluster, {*leader}));
+  REQUIRE(admin.write(put_body("/m/0", "before")).ok());
+  REQUIRE(eventually(5s, [&] { return holds(cluster, full, "/m/0", "before", true); }));
+
+  // Log and state keep room on file systems of their own; only the directory holding the
+  // member table fills up.
+  cluster.stop(full);
+  const std::string dir = cluster.data_dir(full);
+  const auto raft_fs = move_onto_own_fs(dir + "/raft", std::size_t{32} << 20);
+  const auto kv_fs = move_onto_own_fs(dir + "/kv", std::size_t{32} << 20);
+  cluster.start(full);
+  REQUIRE(eventually(10s, [&] { return holds(cluster, full, "/m/0", "before", true); }));
+  const pid_t full_pid = cluster.process(full).pid();
+  s.dirs[static_cast<std::size_t>(full)]->fill(0);
+
+  net::ClientRequest add;
+  add.kind = net::RequestKind::MemberAdd;
+  add.member_name = "n9";
+  add.peer_address = "127.0.0.1:9";  // never runs: a learner does not count for the quorum
+  add.learner = true;
+  const net::ClientResponse added = admin.call(add);
+  REQUIRE_MESSAGE(added.ok(), added.message);
+  REQUIRE_MESSAGE(eventually(10s, [&] { return cluster.log_tail(full, 200).find("disk full: refusing writes") != std::string::npos; }),
+                  cluster.log_tail(full, 60));
+  CHECK(cluster.log_tail(full, 200).find("saving the member table") != std::string::npos);
+  CHECK(cluster.running(full));
+  // No table yet (the initial members come from the flags), or one without the learner.
+  const auto unsaved = net::load_member_table(dir);
+  CHECK((!unsaved || std::none_of(unsaved->begin(), unsaved->end(), [](const net::MemberConfig& m) { return m.name == "n9"; })));
+
+  s.dirs[static_cast<std::size_t>(full)]->free_space();
+  REQUIRE_MESSAGE(eventually(15s, [&] { return cluster.log_tail(full, 400).find("the held entries applied") != std::string::npos; }),
+                  cluster.log_tail(full, 60));
+  CHECK(cluster.process(full).pid() == full_pid);
+  const auto saved = net::load_member_table(dir);
+  REQUIRE(saved.has_value());
+  CHECK(std::any_of(saved->begin(), saved->end(), [](const net::MemberConfig& m) { return m.name == "n9"; }));
+  REQUIRE(admin.write(put_body("/m/1", "after")).ok());
+  CHECK(eventually(10s, [&] { return holds(cluster, full, "/m/1", "after", true); }));
+  cluster.stop(full);  // before its file systems unmount
 }
