@@ -2,7 +2,10 @@
 //   1. if `snapshot` is set, replace the stored log with it (the log restarts after its index)
 //      and restore the state machine from it;
 //   2. write `entries` (when entries[0].index is at or below the stored last index, first drop
-//      the stored entries from that index on) and `hard_state`, and fsync;
+//      the stored entries from that index on) and `hard_state`, and fsync. `hard_state` is set
+//      when the term or vote changed, or together with entries or a snapshot: a commit index
+//      that moved alone waits in memory for the next of those (no fsync for it, as etcd's
+//      MustSync), so a restart may find an older commit and learns the rest from the leader;
 //   3. only then send `messages`: they promise what step 2 made durable;
 // `early_messages` may be sent at any point of the cycle, before step 2 completes (in parallel
 // with the fsync, Raft thesis 10.2.1) or together with `messages`: they are a leader's Appends,
