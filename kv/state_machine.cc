@@ -106,7 +106,7 @@ void StateMachine::load_meta() {
   COORD_ASSERT(compact_revision_ <= revision_, "compacted beyond the head");
 }
 
-std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& entries) {
+std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& entries, const ResultsDecided& decided) {
   std::vector<Result> results;
   if (entries.empty()) return results;
   results.reserve(entries.size());
@@ -124,6 +124,7 @@ std::vector<Result> StateMachine::apply_batch(const std::vector<AppliedEntry>& e
     results.push_back(apply_entry(batch, entry));
     batch.applied_index = entry.index;
   }
+  if (decided) decided(results);
   WriteTxn& txn = *batch.txn;
   txn.put(Table::Meta, meta_key::applied_index, encode_u64(batch.applied_index));
   txn.put(Table::Meta, meta_key::revision, encode_u64(batch.revision));

@@ -67,7 +67,12 @@ class StateMachine final : private EventSource {
   // transaction, and returns one result per entry. Afterwards the watch hub has the batch's
   // events. Throws StorageError when the storage fails; the state is then unchanged (the
   // transaction is aborted) and the batch may be retried.
-  std::vector<Result> apply_batch(const std::vector<AppliedEntry>& entries);
+  // `decided`, when given, sees the results once every entry has executed and before the
+  // transaction commits: the entries are committed in the log, so their results are final (a
+  // retry after a failed commit computes the same ones), and a host may answer its clients
+  // while the storage writes its pages. It must not touch this state machine.
+  using ResultsDecided = std::function<void(const std::vector<Result>&)>;
+  std::vector<Result> apply_batch(const std::vector<AppliedEntry>& entries, const ResultsDecided& decided = {});
 
   // Reads. Revision 0 means the current revision; a past revision is served from the history
   // (Compacted below compact_revision(), FutureRevision above revision()). list and range of a

@@ -1174,7 +1174,11 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
   }
   std::vector<kv::Result> results;
   try {
-    results = sm_->apply_batch(batch);
+    // Writes are answered as soon as their results are decided, while LMDB then writes the
+    // pages of the commit (kv/state_machine.h): their entries are committed on a quorum's disks
+    // already, and a commit that fails for lack of room is retried with the same results. This
+    // loop runs nothing else before the commit, so a read that follows the answer here sees it.
+    results = sm_->apply_batch(batch, [&](const std::vector<kv::Result>& decided) { answer_writes(committed, decided); });
   } catch (const kv::StorageError& e) {
     if (failed_for_lack_of_space(e.code(), kv_dir_)) {
       // The commit failed before it changed anything (kv/storage.h): apply again once there is
@@ -1189,6 +1193,9 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
   for (const raft::Entry& e : committed) log_bytes_since_snapshot_ += e.data.size();
   track_leases(committed, results);
   answer_member_changes(committed);
+}
+
+void ReplicaHost::answer_writes(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results) {
   for (std::size_t i = 0; i < committed.size(); ++i) {
     auto it = pending_writes_.find(committed[i].index);
     if (it == pending_writes_.end()) continue;
@@ -1199,7 +1206,7 @@ void ReplicaHost::apply_committed(const std::vector<raft::Entry>& committed) {
     } else {
       ClientResponse r = from_status(w.request_id, results[i].status);
       r.revision = results[i].revision;
-      r.result = std::move(results[i]);
+      r.result = results[i];
       output_.respond(w.connection, r);
     }
     pending_writes_.erase(it);

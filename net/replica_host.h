@@ -294,6 +294,8 @@ class ReplicaHost {
   // state machine marks those entries applied). Returns why the table could not be saved for
   // lack of room (the caller holds the entries and applies them again later), else nullopt.
   std::optional<std::string> apply_membership(const std::vector<raft::Entry>& committed);
+  // Answers the waiting writes among `committed` with their results.
+  void answer_writes(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   // Members of the configuration known only from their hellos join the table; true if any did.
   bool learn_from_hellos();
   // Saves the table. No room: it stays unsaved (members_unsaved_, saved again with the next

@@ -1,7 +1,11 @@
 // Scenario tests of the state machine's operations, each run on both backends.
 #include <doctest/doctest.h>
 
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kv_test_util.h"
@@ -396,4 +400,71 @@ TEST_CASE("kv sm: a storage failure aborts the whole batch") {
   big.resize(1);
   CHECK(sm.apply_batch(big).at(0).ok());
   CHECK(sm.applied_index() == 2);
+}
+
+namespace {
+
+// MemoryStorage whose next commit fails, as LMDB's does on a full disk (the transaction is
+// then aborted and nothing changed).
+class CommitFailsOnce final : public Storage {
+ public:
+  bool fail_next = false;
+
+  std::unique_ptr<ReadTxn> read() override { return inner_.read(); }
+  std::unique_ptr<ReadTxn> pin() override { return inner_.pin(); }
+  std::unique_ptr<WriteTxn> write() override { return std::make_unique<Txn>(inner_.write(), fail_next); }
+  std::size_t key_bytes_max() const override { return inner_.key_bytes_max(); }
+
+ private:
+  class Txn final : public WriteTxn {
+   public:
+    Txn(std::unique_ptr<WriteTxn> inner, bool& fail) : inner_(std::move(inner)), fail_(fail) {}
+    std::optional<std::string> get(Table t, std::string_view k) const override { return inner_->get(t, k); }
+    std::unique_ptr<Cursor> cursor(Table t) const override { return inner_->cursor(t); }
+    void put(Table t, std::string_view k, std::string_view v) override { inner_->put(t, k, v); }
+    void erase(Table t, std::string_view k) override { inner_->erase(t, k); }
+    void clear(Table t) override { inner_->clear(t); }
+    void commit() override {
+      if (std::exchange(fail_, false)) throw StorageError(28, "no space (test)");
+      inner_->commit();
+    }
+
+   private:
+    std::unique_ptr<WriteTxn> inner_;
+    bool& fail_;
+  };
+  MemoryStorage inner_;
+};
+
+}  // namespace
+
+TEST_CASE("kv sm: apply_batch decides the results before its commit; after a failed commit the retry decides the same") {
+  CommitFailsOnce storage;
+  StateMachine sm(storage);
+  Op put = Op::put("/app/x", "v1");
+  put.parents = true;
+  Command first;
+  first.body = single(put);
+  Command cas;
+  cas.body = single(Op::put("/app/x", "v2"));
+  const std::vector<AppliedEntry> entries{{1, encode_command(first)}, {2, encode_command(cas)}};
+
+  storage.fail_next = true;
+  std::vector<Result> decided;
+  CHECK_THROWS_AS(sm.apply_batch(entries, [&](const std::vector<Result>& r) { decided = r; }), StorageError);
+  REQUIRE(decided.size() == 2);
+  CHECK(decided[0].ok());
+  CHECK(decided[1].revision == 2);
+  CHECK(sm.applied_index() == 0);  // the commit failed: nothing changed
+  CHECK(sm.get("/app/x").status.error == Error::NotFound);
+
+  std::vector<Result> again;
+  const std::vector<Result> results = sm.apply_batch(entries, [&](const std::vector<Result>& r) {
+    again = r;
+    CHECK(sm.applied_index() == 0);  // decided before the commit
+  });
+  CHECK(again == decided);
+  CHECK(results == decided);
+  CHECK(sm.applied_index() == 2);
+  CHECK(sm.get("/app/x").value.value == "v2");
 }
