@@ -70,7 +70,11 @@ Ctrl-C stops all three.
 EOF
 
 # Stay in the foreground until Ctrl-C; report a replica that exits on its own (see its log).
+# Ctrl-C reaches the replicas too (they are in the terminal's process group) and each stops
+# cleanly with status 0, often before this shell runs its trap: a replica gone with status 0
+# was stopped, not failed.
 reported=("" "" "")
+failed=0
 while true; do
   alive=0
   for i in 0 1 2; do
@@ -78,10 +82,20 @@ while true; do
       alive=1
     elif [ -z "${reported[$i]}" ]; then
       reported[$i]=1
-      echo "${names[$i]} exited; see $data/${names[$i]}.log (the others keep running)" >&2
+      status=0
+      wait "${pids[$i]}" 2>/dev/null || status=$?
+      if [ "$status" -ne 0 ]; then
+        failed=1
+        echo "${names[$i]} exited with status $status; see $data/${names[$i]}.log (the others keep running)" >&2
+      fi
     fi
   done
   if [ "$alive" -eq 0 ]; then
+    if [ "$failed" -eq 0 ]; then
+      echo
+      echo "stopped; data kept in $data/ (run again to resume)"
+      exit 0
+    fi
     echo "all replicas exited" >&2
     exit 1
   fi
