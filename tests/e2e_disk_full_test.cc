@@ -153,7 +153,15 @@ struct Setup {
       }
     }
   }
-  // Starts the members and waits for a leader they agree on.
+  // Starts the members and waits for a leader they agree on; nullopt (and a message) when the
+  // tmpfs could not be mounted, so the case is skipped.
+  std::optional<int> start_or_skip() {
+    if (!mounted) {
+      MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", error);
+      return std::nullopt;
+    }
+    return start();
+  }
   std::optional<int> start() {
     REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
     std::optional<int> leader;
@@ -172,12 +180,9 @@ struct Setup {
 
 TEST_CASE("e2e disk full: a leader with a full disk refuses writes with no-space, reads go on, and it recovers by itself") {
   Setup s;
-  if (!s.mounted) {
-    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
-    return;
-  }
+  const std::optional<int> leader = s.start_or_skip();
+  if (!leader) return;
   Cluster& cluster = s.cluster;
-  const std::optional<int> leader = s.start();
   const int full = *leader;
   const pid_t full_pid = cluster.process(full).pid();
   std::map<std::string, std::string> acknowledged;
@@ -263,12 +268,9 @@ TEST_CASE("e2e disk full: a leader with a full disk refuses writes with no-space
 
 TEST_CASE("e2e disk full: a follower with a full disk falls behind while the cluster goes on, then catches up by itself") {
   Setup s;
-  if (!s.mounted) {
-    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
-    return;
-  }
+  const std::optional<int> leader = s.start_or_skip();
+  if (!leader) return;
   Cluster& cluster = s.cluster;
-  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   const pid_t full_pid = cluster.process(full).pid();
   net::Client writer(options_of(cluster, {*leader}));
@@ -305,12 +307,9 @@ TEST_CASE("e2e disk full: a follower with a full disk falls behind while the clu
 
 TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log's is not) holds the entries and applies them when space returns") {
   Setup s;
-  if (!s.mounted) {
-    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
-    return;
-  }
+  const std::optional<int> leader = s.start_or_skip();
+  if (!leader) return;
   Cluster& cluster = s.cluster;
-  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   net::Client writer(options_of(cluster, {*leader}));
   std::map<std::string, std::string> acknowledged;
@@ -359,12 +358,9 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
 
 TEST_CASE("e2e disk full: a follower that cannot save its member table holds the membership change and saves it when space returns") {
   Setup s;
-  if (!s.mounted) {
-    MESSAGE("SKIPPED: cannot mount a tmpfs (needs root): ", s.error);
-    return;
-  }
+  const std::optional<int> leader = s.start_or_skip();
+  if (!leader) return;
   Cluster& cluster = s.cluster;
-  const std::optional<int> leader = s.start();
   const int full = (*leader + 1) % cluster.size();
   net::Client admin(options_of(cluster, {*leader}));
   REQUIRE(admin.write(put_body("/m/0", "before")).ok());
