@@ -294,18 +294,22 @@ void ReplicaHost::maybe_advance_election_ticks() {
 }
 
 void ReplicaHost::finish_snapshot_check() {
-  if (!unverified_snapshot_) return;
   if (!snapshot_check_) {
-    if (ticks_ < static_cast<std::uint64_t>(options_.snapshot_check_after_ticks)) return;
-    snapshot_check_ = std::make_unique<SnapshotFileCheck>(unverified_snapshot_, options_.snapshot_in_background);
+    // Started once its ticks have passed (tests hold it back); never again after damage.
+    if (unverified_snapshot_ && !regenerate_snapshot_ &&
+        ticks_ >= static_cast<std::uint64_t>(std::max(0, options_.snapshot_check_after_ticks))) {
+      snapshot_check_ = std::make_unique<SnapshotFileCheck>(unverified_snapshot_, options_.snapshot_in_background);
+    }
+    if (!snapshot_check_) return;
   }
   const std::optional<std::string> error = snapshot_check_->result();
   if (!error) return;
+  const std::shared_ptr<const storage::SnapshotFile> file = snapshot_check_->file();
   snapshot_check_.reset();
   // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
-  const bool current = unverified_snapshot_ == log_->snapshot_file();
-  if (error->empty() || !current) {
-    if (error->empty()) spdlog::info("snapshot file {} checked: intact", unverified_snapshot_->path());
+  if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
+  if (error->empty()) {
+    spdlog::info("snapshot file {} checked: intact", file->path());
     unverified_snapshot_.reset();
     return;
   }
@@ -320,8 +324,9 @@ void ReplicaHost::finish_snapshot_check() {
 
 void ReplicaHost::forget_replaced_unverified_snapshot() {
   if (!unverified_snapshot_ || unverified_snapshot_ == log_->snapshot_file()) return;
+  // A check still running ends on its own (finish_snapshot_check drops its result): waiting for
+  // it here would stall the loop for as long as reading the file takes.
   unverified_snapshot_.reset();
-  snapshot_check_.reset();  // joins its thread
   regenerate_snapshot_ = false;
 }
 

@@ -160,7 +160,7 @@ TEST_CASE("kv snapshot: streamed in bounded pieces, with the same bytes, from a 
   CHECK(parse_snapshot(streamed).status.ok());
 }
 
-TEST_CASE("kv snapshot: checked as it arrives, in pieces of any size; damage, truncation and another index are refused") {
+TEST_CASE("kv snapshot: checked as it arrives, in pieces of any size, damage, truncation and another index are refused") {
   const std::string good = reference_snapshot(60);
   auto check_in_pieces = [](const std::string& bytes, std::size_t piece, Index expected) {
     SnapshotStreamCheck check(expected);

@@ -299,7 +299,7 @@ TEST_CASE("a damaged snapshot from the leader is refused whole: the follower kee
   CHECK(c.host(lag.lagging).state().revision() == c.host(lag.leader).state().revision());
 }
 
-TEST_CASE("a restarted leader sends no chunk of its snapshot file before its check passed; a damaged one is replaced from the intact state") {
+TEST_CASE("a restarted leader sends no chunk of its snapshot file before its check passed, a damaged one is replaced from the intact state") {
   Cluster c;
   Lagging lag(c);
   const std::size_t other = other_than(lag.leader, lag.lagging);
@@ -378,7 +378,7 @@ TEST_CASE("two followers restarting together do not depose a running leader (ini
   }
 }
 
-TEST_CASE("a cluster restarted as a whole still elects about one election timeout sooner; not with one peer of two connected") {
+TEST_CASE("a cluster restarted as a whole still elects about one election timeout sooner, not with one peer of two connected") {
   // [20, 40) ticks without the advance.
   auto ticks_to_leader = [](std::uint64_t seed, bool all) {
     Cluster c(seed);

@@ -284,7 +284,7 @@ TEST_CASE("leases: the leader's clock expires them through the log, keep-alives 
   CHECK(f.output.fatal_reason.empty());
 }
 
-TEST_CASE("leases: a restarted leader restarts every countdown; revoke deletes the keys at once") {
+TEST_CASE("leases: a restarted leader restarts every countdown, revoke deletes the keys at once") {
   Fixture f;
   kv::LeaseId id = 0;
   {
@@ -399,7 +399,7 @@ TEST_CASE("watches: a client that does not read is cancelled alone, with WatchOv
   CHECK(f.get(*host, "/k3", false).ok());
 }
 
-TEST_CASE("a follower forwards writes and LeaseTtl to a known leader once; a forwarded request is not forwarded again") {
+TEST_CASE("a follower forwards writes and LeaseTtl to a known leader once, a forwarded request is not forwarded again") {
   struct Forwarding final : net::HostOutput {
     void send(const raft::Message&) override {}
     void respond(net::ConnectionId, const net::ClientResponse& response) override { responses.push_back(response); }
@@ -671,7 +671,7 @@ bool holds_a_good_snapshot(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("snapshots are files beside the log; a restart with an intact state serves before checking it, a rebuild checks it first") {
+TEST_CASE("snapshots are files beside the log, a restart with an intact state serves before checking it, a rebuild checks it first") {
   Fixture f;
   std::string snapshot_path;
   raft::Index snapshot_index = 0;
@@ -858,7 +858,7 @@ TEST_CASE("snapshots are serialized off the loop thread and spaced by the log by
   CHECK(big.node->value.size() == 64 * 1024);
 }
 
-TEST_CASE("snapshot saves are serialized off the loop; a request made while one is being serialized gets a newer one") {
+TEST_CASE("snapshot saves are serialized off the loop, a request made while one is being serialized gets a newer one") {
   Fixture f;
   f.options.snapshot_in_background = true;
   f.options.snapshot_transfers_max = 3;

@@ -581,7 +581,7 @@ TEST_CASE("log store: a torn, damaged or missing snapshot file is refused, namin
   }
 }
 
-TEST_CASE("log store: the snapshot record names its file; records of older builds still decode") {
+TEST_CASE("log store: the snapshot record names its file, records of older builds still decode") {
   coord::storage::SnapshotRecord record;
   record.meta = meta(9, 2);
   record.has_data = true;
@@ -914,7 +914,7 @@ TEST_CASE("log store: the stored snapshot saved again with new bytes replaces it
   CHECK(state.snapshot_data->bytes() == "state at 10");
 }
 
-TEST_CASE("log store: a just-made snapshot file nobody records removes itself; a recorded one stays") {
+TEST_CASE("log store: a just-made snapshot file nobody records removes itself, a recorded one stays") {
   TempDir dir;
   auto store = LmdbLogStore::open(dir.store());
   store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
