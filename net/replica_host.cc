@@ -322,6 +322,26 @@ void ReplicaHost::finish_snapshot_check() {
   maybe_snapshot();
 }
 
+void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
+  // A follower that holds nothing of a transfer whose later chunks we sent (it answers a chunk
+  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot: damage at rest
+  // since the file was written or checked is the one cause that is ours to repair, and it would
+  // be sent again and again. Checked again, off the loop, at most once per ten election
+  // timeouts; meanwhile no chunk of it leaves (send_raft).
+  if (m.type != raft::MessageType::SnapshotResp || !m.reject || m.snapshot_offset != 0) return;
+  if (node_->role() != raft::Role::Leader || unverified_snapshot_ || snapshot_check_) return;
+  const auto& file = log_->snapshot_file();
+  if (!file || m.index != log_->snapshot_meta().index) return;
+  const std::uint64_t spacing = 10 * static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
+  if (last_snapshot_recheck_tick_ && ticks_ < *last_snapshot_recheck_tick_ + spacing) return;
+  last_snapshot_recheck_tick_ = ticks_;
+  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent: checking {} again", m.from, m.index,
+               file->path());
+  unverified_snapshot_ = file;
+  unverified_snapshot_index_ = m.index;
+  snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+}
+
 void ReplicaHost::forget_replaced_unverified_snapshot() {
   if (!unverified_snapshot_ || unverified_snapshot_ == log_->snapshot_file()) return;
   // A check still running ends on its own (finish_snapshot_check drops its result): waiting for
@@ -364,6 +384,7 @@ void ReplicaHost::step(const raft::Message& message) {
     enqueue(message, bytes);  // a dropped message is like one lost on the wire
     return;
   }
+  recheck_refused_snapshot(message);
   node_->step(message);
   if (check_fault()) sync_leadership();
 }
@@ -510,6 +531,7 @@ void ReplicaHost::drain_inbox() {
     Input input = std::move(inbox_.front());
     inbox_.pop_front();
     if (auto* m = std::get_if<raft::Message>(&input)) {
+      recheck_refused_snapshot(*m);
       node_->step(*m);
       if (check_fault()) sync_leadership();
     } else {

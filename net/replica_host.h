@@ -293,6 +293,9 @@ class ReplicaHost {
   void send_raft(const raft::Message& message);
   // The log's snapshot changed: the unverified file, if it was replaced, no longer matters.
   void forget_replaced_unverified_snapshot();
+  // A follower answered that it holds nothing of a snapshot transfer past its start: checks the
+  // leader's file again (rate-limited), as after a restart.
+  void recheck_refused_snapshot(const raft::Message& message);
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -405,6 +408,7 @@ class ReplicaHost {
   // The log's snapshot file is damaged and the state intact: take a fresh snapshot now, whatever
   // the thresholds (at the same index, it replaces the damaged file's bytes).
   bool regenerate_snapshot_ = false;
+  std::optional<std::uint64_t> last_snapshot_recheck_tick_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

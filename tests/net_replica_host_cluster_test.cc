@@ -273,30 +273,42 @@ std::size_t other_than(std::size_t a, std::size_t b) {
 
 }  // namespace
 
-TEST_CASE("a damaged snapshot from the leader is refused whole: the follower keeps its log, and catches up from the next one") {
+TEST_CASE("a damaged snapshot from the leader is refused whole: the follower keeps its log, and the leader, told, replaces its file") {
   Cluster c;
   Lagging lag(c);
   // Damaged at rest after the leader wrote (and checksummed) it: the leader does not know.
-  damage(c.snapshot_path(lag.leader));
-  std::uint64_t chunks = 0;
+  const std::string damaged = c.snapshot_path(lag.leader);
+  damage(damaged);
+  std::uint64_t chunks = 0, refusals = 0;
+  std::string follower_failure;
   c.on_send = [&](std::size_t from, const raft::Message& m) {
     if (from == lag.leader && m.type == raft::MessageType::Snapshot) ++chunks;
+    if (from == lag.lagging && m.type == raft::MessageType::SnapshotResp && m.reject && m.snapshot_offset == 0) {
+      ++refusals;  // it holds nothing of what it was sent
+      // Until the leader repaired its file, the follower's log is as it was.
+      if (c.host(lag.lagging).node().snapshot_meta().index != lag.lagging_snapshot_index) {
+        follower_failure = "the follower recorded a snapshot it then disowned";
+      }
+    }
   };
   c.connect_all();
-  c.tick(60);
-  CHECK(chunks > 0);  // it was sent, more than once
-  // The follower refused it before recording anything: same log, no failure, no stray file.
+  c.tick(100);
+  CHECK(chunks > 0);
+  CHECK(refusals > 0);
+  CHECK_MESSAGE(follower_failure.empty(), follower_failure);
+  // The follower refused the damaged bytes before recording anything: it never failed (a
+  // restore from them would have), and no refused file lingers.
   CHECK_MESSAGE(c.members[lag.lagging].out.fatal_reason.empty(), c.members[lag.lagging].out.fatal_reason);
   CHECK_FALSE(c.host(lag.lagging).failed());
-  CHECK(c.host(lag.lagging).node().snapshot_meta().index == lag.lagging_snapshot_index);
-  CHECK(c.host(lag.lagging).state().applied_index() < c.host(lag.leader).node().snapshot_meta().index);
-  CHECK(snapshot_files(c.members[lag.lagging].dir + "/raft").empty());
-  // The leader's next snapshot is a new file: the follower gets it and catches up.
-  for (int k = 0; k < 6; ++k) REQUIRE(c.put(lag.leader, fmt::format("/more{}", k), "x").ok());
-  c.tick(60);
-  CHECK_FALSE(c.host(lag.lagging).failed());
+  // Told so, the leader checked its file again, found the damage and wrote a fresh snapshot of
+  // its intact state; the follower caught up from that one.
+  CHECK_FALSE(c.host(lag.leader).failed());
+  CHECK_FALSE(std::filesystem::exists(damaged));
+  check_snapshot_file_intact(c.snapshot_path(lag.leader));
   CHECK(c.host(lag.lagging).state().applied_index() == c.host(lag.leader).state().applied_index());
   CHECK(c.host(lag.lagging).state().revision() == c.host(lag.leader).state().revision());
+  check_snapshot_file_intact(c.snapshot_path(lag.lagging));  // its one file: the recorded one
+  CHECK(c.put(lag.leader, "/after", "x").ok());
 }
 
 TEST_CASE("a restarted leader sends no chunk of its snapshot file before its check passed, a damaged one is replaced from the intact state") {
@@ -345,7 +357,7 @@ TEST_CASE("a restarted leader sends no chunk of its snapshot file before its che
 
 TEST_CASE("two followers restarting together do not depose a running leader (initial election tick advance)") {
   // Longer election timeouts, for room between the ticks: [20, 40) ticks.
-  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
     CAPTURE(seed);
     Cluster c(seed);
     c.options.raft.election_ticks = 20;
@@ -399,7 +411,7 @@ TEST_CASE("a cluster restarted as a whole still elects about one election timeou
     }
     return ticks;
   };
-  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     CAPTURE(seed);
     CHECK(ticks_to_leader(seed, true) < 20);
     CHECK(ticks_to_leader(seed, false) >= 20);
