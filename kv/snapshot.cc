@@ -241,6 +241,48 @@ std::string dump_snapshot(const ReadTxn& view) {
   return out;
 }
 
+void SnapshotStreamCheck::hash(std::string_view bytes) {
+  for (char c : bytes) {
+    hash_ ^= static_cast<std::uint8_t>(c);
+    hash_ *= 1099511628211ull;
+  }
+}
+
+void SnapshotStreamCheck::update(std::string_view piece) {
+  size_ += piece.size();
+  if (head_.size() < header_bytes) head_.append(piece.substr(0, header_bytes - head_.size()));
+  // Everything but the last checksum_bytes seen so far is covered by the trailer: hash it.
+  if (piece.size() >= checksum_bytes) {
+    hash(tail_);
+    hash(piece.substr(0, piece.size() - checksum_bytes));
+    tail_.assign(piece.substr(piece.size() - checksum_bytes));
+    return;
+  }
+  tail_.append(piece);
+  if (tail_.size() > checksum_bytes) {
+    const std::size_t excess = tail_.size() - checksum_bytes;
+    hash(std::string_view(tail_).substr(0, excess));
+    tail_.erase(0, excess);
+  }
+}
+
+Status SnapshotStreamCheck::finish() const {
+  auto bad = [&](const std::string& why) {
+    return make_status(Error::InvalidRequest, fmt::format("invalid snapshot ({} bytes): {}", size_, why));
+  };
+  if (size_ < header_bytes + checksum_bytes) return bad("truncated");
+  if (std::string_view(head_).substr(0, magic.size()) != magic) return bad("not a coord kv snapshot");
+  const std::uint64_t format = decode_u64(std::string_view(head_).substr(magic.size(), 8)).value_or(0);
+  if (format != layout_format) return bad(fmt::format("format {}", format));
+  const std::uint64_t trailer = decode_u64(tail_).value_or(0);
+  if (trailer != hash_) return bad(fmt::format("checksum {:#018x}, the trailer says {:#018x}", hash_, trailer));
+  const std::uint64_t applied = decode_u64(std::string_view(head_).substr(magic.size() + 8, 8)).value_or(0);
+  if (applied != expected_applied_) {
+    return bad(fmt::format("it is of applied index {}, expected {}", applied, expected_applied_));
+  }
+  return Status{};
+}
+
 ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (bytes.size() < header_bytes + checksum_bytes) return invalid("truncated");
   const std::string_view covered = bytes.substr(0, bytes.size() - checksum_bytes);

@@ -52,6 +52,28 @@ struct ParsedSnapshot {
   std::vector<SnapshotRow> rows;  // views into the parsed bytes
 };
 
+// Checks a snapshot's bytes as they arrive, a piece at a time, without holding them: the magic,
+// the format, that the header's applied index is the one expected, and the FNV-1a trailer over
+// everything before it. A follower runs it on the chunks it receives, so that a damaged or torn
+// snapshot is refused before the Raft log records it (parse_snapshot, run by restore, checks the
+// rest: order and every record).
+class SnapshotStreamCheck {
+ public:
+  explicit SnapshotStreamCheck(Index expected_applied_index) : expected_applied_(expected_applied_index) {}
+  void update(std::string_view piece);
+  // Every byte is in: Ok, or InvalidRequest saying what is wrong.
+  Status finish() const;
+
+ private:
+  void hash(std::string_view bytes);
+
+  Index expected_applied_ = 0;
+  std::uint64_t size_ = 0;
+  std::uint64_t hash_ = 14695981039346656037ull;  // FNV-1a 64 offset basis
+  std::string head_;  // the first header bytes, kept to check them at the end
+  std::string tail_;  // the last (at most 8) bytes, not hashed yet: they may be the trailer
+};
+
 // Checks everything that can be checked without applying it: framing, checksum, format, order,
 // the header against the Meta rows, and that every record decodes.
 ParsedSnapshot parse_snapshot(std::string_view bytes);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "storage/snapshot_file.h"
+
 namespace coord::net {
 
 namespace {
@@ -24,6 +26,16 @@ std::optional<std::string> lacks_room(const std::string& directory, std::uint64_
   if (*free >= needed) return std::nullopt;
   return fmt::format("disk full: {} bytes free in {}, a write of {} bytes needs {} (reserve {})", *free,
                      directory, bytes, needed, options.reserve_bytes);
+}
+
+std::uint64_t log_write_bytes(const raft::Ready& ready, const std::string& log_directory) {
+  std::uint64_t bytes = 0;
+  for (const raft::Entry& e : ready.entries) bytes += e.data.size() + 32;
+  if (ready.snapshot && ready.snapshot->data) {
+    const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(ready.snapshot->data);
+    if (!file || file->directory() != log_directory) bytes += ready.snapshot->data->size();
+  }
+  return bytes;
 }
 
 void DiskFullState::failed(std::string reason, std::uint64_t now) {

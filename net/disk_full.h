@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "raft/ready.h"
 #include "storage/disk_space.h"
 
 namespace coord::net {
@@ -44,6 +45,11 @@ using storage::free_disk_bytes;
 // Why a write of about `bytes` must not start in `directory` now, or nullopt when it may.
 std::optional<std::string> lacks_room(const std::string& directory, std::uint64_t bytes,
                                       const DiskFullOptions& options);
+
+// The bytes a log write of `ready` adds to the disk, for lacks_room: its entries, and its
+// snapshot's bytes unless they are already a file of `log_directory` (a follower's received
+// snapshot is written chunk by chunk as it arrives; recording it adds only a small record).
+std::uint64_t log_write_bytes(const raft::Ready& ready, const std::string& log_directory);
 
 // The retry schedule and the reason, for the host's one held write.
 class DiskFullState {

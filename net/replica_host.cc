@@ -81,8 +81,18 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                                            restore.snapshot.index));
     }
     // A torn or damaged file is refused by its checksum, naming it, before anything is restored.
+    // Nothing can replace it here: the state it holds is on no other disk of this member.
     const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
-    if (file) file->verify();
+    if (file) {
+      try {
+        file->verify();
+      } catch (const storage::LogStoreError& e) {
+        throw std::runtime_error(fmt::format(
+            "{}; the state machine (applied index {}) is behind that snapshot (index {}), so this member does not "
+            "hold the data: restore the data directory, or wipe it and add the member again",
+            e.what(), sm_->applied_index(), restore.snapshot.index));
+      }
+    }
     const kv::Status status = sm_->restore(restore.snapshot_data->bytes());
     if (file) file->release_pages();
     ::malloc_trim(0);  // as after any restore (install_snapshot)
@@ -94,10 +104,14 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   }
   if (auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(restore.snapshot_data);
       file && !snapshot_read) {
-    // Not read to restore from: checked whole off the loop (inline in tests), so that damage at
-    // rest stops this member now rather than the followers it would send the file to.
-    snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
-    if (auto error = snapshot_check_->result(); error && !error->empty()) throw std::runtime_error(*error);
+    // Not read to restore from: checked whole off the loop (inline in tests). Until it passed,
+    // the file is not sent to a follower (send_raft); damage is repaired from the intact state
+    // (finish_snapshot_check).
+    unverified_snapshot_ = file;
+    unverified_snapshot_index_ = restore.snapshot.index;
+    if (options_.snapshot_check_after_ticks <= 0) {
+      snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+    }
   }
   if (sm_->applied_index() > log_->last_index()) {
     throw std::runtime_error(fmt::format(
@@ -122,14 +136,8 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
                sm_->revision());
   node_ = std::make_unique<raft::Node>(config, random, std::move(restore));
-  if (options_.election_tick_advance) {
-    // As etcd's --initial-election-tick-advance: a member that starts has been without a leader
-    // for at least as long as it was down, so it need not wait a whole election timeout more
-    // before it may campaign (1 to election_ticks + 1 ticks instead of election_ticks to twice
-    // that). Pre-vote and check-quorum keep a running leader safe from it: members that heard
-    // from their leader recently refuse. These ticks reach no timeout, so they send nothing.
-    for (int t = 1; t < config.election_ticks; ++t) node_->tick();
-  }
+  election_tick_advance_pending_ = options_.election_tick_advance;
+  maybe_advance_election_ticks();  // a single member: at once
   known_conf_ = node_->conf();
   logged_term_ = node_->term();
   leases_.reset(sm_->leases().value, now_ms());
@@ -236,16 +244,124 @@ void ReplicaHost::do_tick() {
   auto_compact();
   release_sent_snapshot();
   finish_snapshot_check();
+  maybe_advance_election_ticks();
+}
+
+void ReplicaHost::maybe_advance_election_ticks() {
+  // As etcd's --initial-election-tick-advance: a member that starts has been without a leader
+  // for at least as long as it was down, so it need not wait a whole election timeout more
+  // before it may campaign. But not before it can hear a running leader: two followers of three
+  // that restart together would otherwise campaign and elect each other before the leader's
+  // heartbeat comes (pre-vote does not stop them: neither has heard from a leader). So it waits
+  // for connections from a quorum counting itself and, as etcd 3.5 (ActivePeers > 1), from at
+  // least two peers (for three members: both, the leader among them), and then leaves
+  // heartbeat_ticks + 1 ticks for the leader's heartbeat. Not the core's ticks while a write is
+  // in flight: do_tick comes back here.
+  if (!election_tick_advance_pending_ || failed_ || stopped_ || persisting_) return;
+  const int election_ticks = options_.raft.election_ticks;
+  const raft::ConfState& conf = node_->conf();
+  if (!raft::is_voter(conf, self_.id) || node_->leader() != raft::kNoNode) {
+    election_tick_advance_pending_ = false;  // never campaigns, or already hears a leader
+    return;
+  }
+  std::size_t others = 0, connected = 0;
+  for (raft::NodeId id : conf.voters) {
+    if (id == self_.id) continue;
+    ++others;
+    connected += connected_peers_.count(id);
+  }
+  const std::size_t quorum = conf.voters.size() / 2 + 1;
+  const std::size_t needed = std::max(quorum - 1, std::min<std::size_t>(2, others));
+  const int elapsed = static_cast<int>(std::min<std::uint64_t>(ticks_, static_cast<std::uint64_t>(election_ticks)));
+  if (connected < needed) {
+    if (elapsed >= election_ticks) {
+      election_tick_advance_pending_ = false;
+      spdlog::info("no initial election tick advance: connections from {} of the {} peers it needs within an "
+                   "election timeout",
+                   connected, needed);
+    }
+    return;
+  }
+  election_tick_advance_pending_ = false;
+  // Ticks already passed count; these reach no timeout, so they send nothing.
+  const int target = others == 0 ? election_ticks - 1 : election_ticks - 1 - options_.raft.heartbeat_ticks;
+  const int advance = std::max(0, target - elapsed);
+  for (int t = 0; t < advance; ++t) node_->tick();
+  if (advance > 0) {
+    spdlog::info("initial election tick advance: {} ticks, with connections from {} of {} peers", advance,
+                 connected, others);
+  }
 }
 
 void ReplicaHost::finish_snapshot_check() {
-  if (!snapshot_check_) return;
+  if (!snapshot_check_) {
+    // Started once its ticks have passed (tests hold it back); never again after damage.
+    if (unverified_snapshot_ && !regenerate_snapshot_ &&
+        ticks_ >= static_cast<std::uint64_t>(std::max(0, options_.snapshot_check_after_ticks))) {
+      snapshot_check_ = std::make_unique<SnapshotFileCheck>(unverified_snapshot_, options_.snapshot_in_background);
+    }
+    if (!snapshot_check_) return;
+  }
   const std::optional<std::string> error = snapshot_check_->result();
   if (!error) return;
-  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
-  const bool current = snapshot_check_->file() == log_->snapshot_file();
+  const std::shared_ptr<const storage::SnapshotFile> file = snapshot_check_->file();
   snapshot_check_.reset();
-  if (!error->empty() && current) fail(*error);
+  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
+  if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
+  if (error->empty()) {
+    spdlog::info("snapshot file {} checked: intact", file->path());
+    unverified_snapshot_.reset();
+    return;
+  }
+  // The file is damaged, but the state it was made from is intact here (a restart that did not
+  // need the file): a fresh snapshot of the state replaces it, instead of stopping a member that
+  // holds all of its data. Until then no chunk of the damaged file leaves (send_raft).
+  spdlog::error("{}; the state machine is intact (applied index {}): replacing it with a fresh snapshot of the state",
+                *error, sm_->applied_index());
+  regenerate_snapshot_ = true;
+  maybe_snapshot();
+}
+
+void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
+  // A follower that holds nothing of a transfer whose later chunks we sent (it answers a chunk
+  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot: damage at rest
+  // since the file was written or checked is the one cause that is ours to repair, and it would
+  // be sent again and again. Checked again, off the loop, at most once per ten election
+  // timeouts; meanwhile no chunk of it leaves (send_raft).
+  if (m.type != raft::MessageType::SnapshotResp || !m.reject || m.snapshot_offset != 0) return;
+  if (node_->role() != raft::Role::Leader || unverified_snapshot_ || snapshot_check_) return;
+  const auto& file = log_->snapshot_file();
+  if (!file || m.index != log_->snapshot_meta().index) return;
+  const std::uint64_t spacing = 10 * static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
+  if (last_snapshot_recheck_tick_ && ticks_ < *last_snapshot_recheck_tick_ + spacing) return;
+  last_snapshot_recheck_tick_ = ticks_;
+  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent: checking {} again", m.from, m.index,
+               file->path());
+  unverified_snapshot_ = file;
+  unverified_snapshot_index_ = m.index;
+  snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+}
+
+void ReplicaHost::forget_replaced_unverified_snapshot() {
+  if (!unverified_snapshot_ || unverified_snapshot_ == log_->snapshot_file()) return;
+  // A check still running ends on its own (finish_snapshot_check drops its result): waiting for
+  // it here would stall the loop for as long as reading the file takes.
+  unverified_snapshot_.reset();
+  regenerate_snapshot_ = false;
+}
+
+void ReplicaHost::send_raft(const raft::Message& message) {
+  if (message.type == raft::MessageType::Snapshot && unverified_snapshot_ &&
+      message.snapshot.index == unverified_snapshot_index_) {
+    // Dropped like a message lost on the wire: the core sends the chunk again after its idle
+    // timeout, from the snapshot it then has (raft/node.cc, send_snapshot_chunk).
+    if (snapshot_chunks_held_back_++ % 100 == 0) {
+      spdlog::info("snapshot chunk for member {} held back: the snapshot file {} is not checked yet", message.to,
+                   unverified_snapshot_->path());
+    }
+    return;
+  }
+  output_.send(message);
 }
 
 void ReplicaHost::release_sent_snapshot() {
@@ -268,6 +384,7 @@ void ReplicaHost::step(const raft::Message& message) {
     enqueue(message, bytes);  // a dropped message is like one lost on the wire
     return;
   }
+  recheck_refused_snapshot(message);
   node_->step(message);
   if (check_fault()) sync_leadership();
 }
@@ -287,6 +404,8 @@ bool ReplicaHost::peer_hello(const PeerHello& hello) {
     return false;
   }
   set_client_address(hello.from, hello.client_address);
+  connected_peers_.insert(hello.from);
+  maybe_advance_election_ticks();
   // Older builds send no peer address; such a member is only known from the log.
   if (!hello.peer_address.empty() && valid_member_name(hello.name) &&
       parse_socket_address(hello.peer_address, nullptr)) {
@@ -422,6 +541,7 @@ void ReplicaHost::drain_inbox() {
     Input input = std::move(inbox_.front());
     inbox_.pop_front();
     if (auto* m = std::get_if<raft::Message>(&input)) {
+      recheck_refused_snapshot(*m);
       node_->step(*m);
       if (check_fault()) sync_leadership();
     } else {
@@ -932,7 +1052,7 @@ void ReplicaHost::start_ready() {
   raft::Ready ready = node_->ready();
   // A leader's appends go out now, while its own log write runs (raft/ready.h): the followers'
   // fsyncs overlap ours instead of following it.
-  for (const raft::Message& m : ready.early_messages) output_.send(m);
+  for (const raft::Message& m : ready.early_messages) send_raft(m);
   if (!ready.snapshot && ready.entries.empty() && !ready.hard_state) {
     finish_ready(ready);  // nothing to make durable: no disk round trip
     return;
@@ -949,9 +1069,7 @@ void ReplicaHost::persist_in_flight() {
   disk_.run(
       [this] {
         try {
-          std::uint64_t bytes = 0;
-          for (const raft::Entry& e : in_flight_->entries) bytes += e.data.size() + 32;
-          if (in_flight_->snapshot && in_flight_->snapshot->data) bytes += in_flight_->snapshot->data->size();
+          const std::uint64_t bytes = log_write_bytes(*in_flight_, log_->directory());
           if (auto no_room = lacks_room(log_->directory(), bytes, options_.disk_full)) {
             persist_no_space_ = std::move(*no_room);
             return;
@@ -1061,7 +1179,7 @@ void ReplicaHost::finish_ready(raft::Ready& ready) {
     if (failed_) return;
   }
   // 3. What the messages promise is durable.
-  for (const raft::Message& m : ready.messages) output_.send(m);
+  for (const raft::Message& m : ready.messages) send_raft(m);
   apply_and_advance(ready);
 }
 
@@ -1129,6 +1247,7 @@ void ReplicaHost::install_snapshot(const raft::Snapshot& snapshot) {
   if (const auto& file = log_->snapshot_file(); file && log_->snapshot_meta().index == index) {
     node_->replace_snapshot_data(index, file);
   }
+  forget_replaced_unverified_snapshot();
   last_snapshot_index_ = index;
   last_snapshot_bytes_ = snapshot.data->size();
   log_bytes_since_snapshot_ = 0;
@@ -1230,12 +1349,14 @@ void ReplicaHost::maybe_snapshot() {
   finish_snapshot();
   if (failed_ || snapshots_->busy()) return;
   const raft::Index applied = sm_->applied_index();
-  if (options_.snapshot_every_entries == 0 || applied < last_snapshot_index_ + options_.snapshot_every_entries) {
-    return;
-  }
-  if (static_cast<double>(log_bytes_since_snapshot_) <
-      options_.snapshot_log_ratio * static_cast<double>(last_snapshot_bytes_)) {
-    return;
+  if (!regenerate_snapshot_) {
+    if (options_.snapshot_every_entries == 0 || applied < last_snapshot_index_ + options_.snapshot_every_entries) {
+      return;
+    }
+    if (static_cast<double>(log_bytes_since_snapshot_) <
+        options_.snapshot_log_ratio * static_cast<double>(last_snapshot_bytes_)) {
+      return;
+    }
   }
   if (node_->applied() != applied) return;  // mid-cycle; the next advance will do
   if (auto no_room = lacks_room(log_->directory(), last_snapshot_bytes_, options_.disk_full)) {
@@ -1272,12 +1393,24 @@ void ReplicaHost::finish_snapshot() {
   }
   // A file of the log's directory, already durable (snapshot_worker.h): save_snapshot records it.
   const raft::SnapshotDataPtr& data = done->data;
-  // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
-  node_->compact(index, data);
+  if (regenerate_snapshot_ && index == node_->snapshot_meta().index && index == log_->snapshot_meta().index) {
+    // The damaged file's snapshot made again from the same state: the same bytes (the dump is
+    // deterministic), to be recorded in its place.
+    const auto& damaged = log_->snapshot_file();
+    if (!damaged || damaged->info().bytes != data->size()) {
+      fail(fmt::format("the fresh snapshot at {} has {} bytes, the damaged file {} has {}: they should be the same", index,
+                       data->size(), damaged ? damaged->path() : std::string("(none)"),
+                       damaged ? damaged->info().bytes : 0));
+      return;
+    }
+    node_->replace_snapshot_data(index, data);
+  } else {
+    // A leader's snapshot installed meanwhile may have replaced the log beyond this one.
+    node_->compact(index, data);
+  }
   if (node_->snapshot_meta().index != index) {
-    // The core keeps what is not yet durable: nobody holds this file (the store would remove it
-    // at the next snapshot or open anyway).
-    if (const auto file = std::dynamic_pointer_cast<const storage::SnapshotFile>(data)) ::unlink(file->path().c_str());
+    // The core keeps what is not yet durable: nobody holds this file, which removes itself once
+    // `done` goes (storage/snapshot_file.h, unlink_unless_recorded).
     return;
   }
   try {
@@ -1297,6 +1430,7 @@ void ReplicaHost::finish_snapshot() {
   last_snapshot_bytes_ = data->size();
   spdlog::info("snapshot taken index={} bytes={} revision={} serialized_s={:.3f}", index, data->size(),
                done->revision, done->seconds);
+  forget_replaced_unverified_snapshot();
 }
 
 void ReplicaHost::expire_requests() {

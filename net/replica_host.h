@@ -48,6 +48,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -109,8 +110,15 @@ struct HostOptions {
   // so that no one apply removes an unbounded amount of history on the loop thread.
   std::uint64_t auto_compact_revisions = 1'000'000;
   std::uint64_t auto_compact_step_revisions = 10'000;
-  // At start, count election_ticks - 1 ticks as already passed (etcd's initial election tick
-  // advance): a restarted cluster elects a leader about one election timeout sooner.
+  // Tests: the background check of a snapshot file a restart did not read starts only after
+  // this many ticks (0: at once), to see what the host does while it has not finished.
+  int snapshot_check_after_ticks = 0;
+  // Initial election tick advance, as etcd 3.5 does it: once connections from enough voters are
+  // up (a quorum counting this member, and at least two peers where there are two), count most
+  // of an election timeout as already passed, leaving heartbeat_ticks + 1 ticks for a running
+  // leader's heartbeat to arrive on its connection; no advance when those connections are not
+  // up within one election timeout. A restarted cluster elects a leader about one election
+  // timeout sooner; a single member advances at once.
   bool election_tick_advance = true;
   WatchStreamOptions watch;
   // Send writes and LeaseTtl that reach a follower on to the leader (HostOutput::forward)
@@ -268,14 +276,26 @@ class ReplicaHost {
   // Compacts the log with a snapshot the worker finished, if any (never while a log write runs).
   void finish_snapshot();
   void expire_requests();
+  // The initial election tick advance (HostOptions::election_tick_advance), once its
+  // connections are up; given up after one election timeout.
+  void maybe_advance_election_ticks();
   void log_role_change();
   void sync_leadership();
   void expire_leases();
   // Leader only, on each tick: proposes the next automatic compaction when one is due.
   void auto_compact();
   void release_sent_snapshot();
-  // Stops the member if the background check of its snapshot file found damage.
+  // Takes the result of the background check of the snapshot file a restart did not read: an
+  // intact file may be sent from now on; a damaged one is replaced by a fresh snapshot of the
+  // (intact) state.
   void finish_snapshot_check();
+  // Sends a message of the core; holds back the chunks of a snapshot file not known to be intact.
+  void send_raft(const raft::Message& message);
+  // The log's snapshot changed: the unverified file, if it was replaced, no longer matters.
+  void forget_replaced_unverified_snapshot();
+  // A follower answered that it holds nothing of a snapshot transfer past its start: checks the
+  // leader's file again (rate-limited), as after a restart.
+  void recheck_refused_snapshot(const raft::Message& message);
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -367,6 +387,10 @@ class ReplicaHost {
   std::map<raft::Index, PendingChange> pending_changes_;  // member changes, by the entry's index
   raft::ConfState known_conf_;  // the configuration the output last heard about
   std::map<raft::NodeId, std::string> client_addresses_;  // learned from peers' hellos
+  // Members whose connection to us is up (their hello came): the way their messages, a
+  // leader's heartbeats among them, reach us. Counted for the initial election tick advance.
+  std::set<raft::NodeId> connected_peers_;
+  bool election_tick_advance_pending_ = false;
   std::map<raft::Index, PendingWrite> pending_writes_;    // by the proposal's index
   std::map<std::uint64_t, PendingRead> pending_reads_;    // by ReadIndex request id
   std::uint64_t next_read_id_ = 1;
@@ -380,8 +404,17 @@ class ReplicaHost {
   // Declared after the stores: a snapshot in progress holds a view of the state machine's.
   std::unique_ptr<SnapshotWorker> snapshots_;
   std::unique_ptr<SnapshotWorker> transfer_snapshots_;  // for snapshot_waiters_now_
-  // The snapshot file a restart did not read, being checked (net/snapshot_check.h).
+  // The snapshot file a restart did not read, being checked (net/snapshot_check.h). Until the
+  // check says it is intact, no chunk of it goes to a follower (a damaged snapshot would be
+  // refused by the follower anyway, and sent again and again).
   std::unique_ptr<SnapshotFileCheck> snapshot_check_;
+  std::shared_ptr<const storage::SnapshotFile> unverified_snapshot_;
+  raft::Index unverified_snapshot_index_ = 0;
+  std::uint64_t snapshot_chunks_held_back_ = 0;
+  // The log's snapshot file is damaged and the state intact: take a fresh snapshot now, whatever
+  // the thresholds (at the same index, it replaces the damaged file's bytes).
+  bool regenerate_snapshot_ = false;
+  std::optional<std::uint64_t> last_snapshot_recheck_tick_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

@@ -1,7 +1,9 @@
 // Checks the Raft log's snapshot file whole (its CRC-32C) on a thread of its own. A restart whose
 // state is intact does not read the snapshot, so that it serves at once whatever the snapshot's
-// size; this finds damage at rest soon after the start anyway, instead of when a follower needs
-// the file (it would refuse the damaged bytes and stop).
+// size; this finds damage at rest soon after the start anyway. Until it passed, the host sends
+// no chunk of the file to a follower; a damaged file is replaced by a fresh snapshot of the
+// intact state (net/replica_host.cc, finish_snapshot_check). The host runs it again when a
+// follower refuses a whole transfer.
 #pragma once
 
 #include <atomic>

@@ -22,7 +22,10 @@ SnapshotWorker::Done serialize(const kv::SnapshotSource& source, const std::stri
     } else {
       storage::SnapshotFileWriter file(file_directory, source.index());
       source.write_to([&file](std::string_view piece) { file.append(piece); });
-      done.data = storage::SnapshotFile::open(file_directory, file.finish());
+      // Removed unless the log records it (the host may drop it: a leader's snapshot replaced
+      // the log meanwhile, or the log had no room for its record).
+      done.data = storage::SnapshotFile::open(file_directory, file.finish(), /*durable=*/true,
+                                              /*unlink_unless_recorded=*/true);
     }
   } catch (const std::exception& e) {
     // A read can fail transiently (MDB_READERS_FULL, say), the disk can be full; the host tries

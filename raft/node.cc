@@ -707,6 +707,13 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
 }
 
 void Node::send_snapshot_chunk(NodeId to, Progress& pr) {
+  if (pr.snapshot_offset == 0 && snapshot_.meta.index >= pr.snapshot_meta.index) {
+    // A transfer (re)starting from its first byte takes the latest snapshot: the follower holds
+    // nothing of the old one (it may have refused it whole: a host checks the bytes it receives,
+    // and its leader may have replaced damaged bytes since).
+    pr.snapshot_meta = snapshot_.meta;
+    pr.snapshot_data = snapshot_.data;
+  }
   const std::string_view data = pr.snapshot_data->bytes();
   std::size_t offset = std::min<std::size_t>(pr.snapshot_offset, data.size());
   std::size_t length = std::min(config_.snapshot_chunk_bytes_max, data.size() - offset);

@@ -93,7 +93,10 @@ class SnapshotReceiver {
   // Keeps the next chunk; false when it cannot (the transfer is then dropped and restarted).
   virtual bool append(std::string_view chunk) = 0;
   virtual std::uint64_t size() const = 0;
-  // Every chunk is in: the snapshot's bytes, or null when they cannot be kept.
+  // Every chunk is in: the snapshot's bytes, or null when they cannot be kept or are refused (a
+  // host may check them whole here, before anything is recorded). Null drops the transfer: the
+  // follower stays as it was, and the leader starts again from offset 0, which takes its latest
+  // snapshot (a damaged one may have been replaced meanwhile).
   virtual SnapshotDataPtr finish() = 0;
 };
 

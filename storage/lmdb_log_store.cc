@@ -383,6 +383,7 @@ std::shared_ptr<const SnapshotFile> LmdbLogStore::file_for(const raft::SnapshotM
 }
 
 void LmdbLogStore::adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file) {
+  if (file) file->mark_recorded();
   snapshot_file_ = std::move(file);
   remove_replaced_snapshot_files(directory_, snapshot_file_ ? snapshot_file_->info().name : std::string(),
                                  shape_.snapshot.meta.index);
@@ -474,7 +475,9 @@ void LmdbLogStore::save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotD
     Txn txn(env_, 0, rc);
     if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
     // Refused before any bytes are written when it breaks a rule.
-    if (auto problem = apply_save_snapshot(next, record_of(meta, nullptr), [&](raft::Index i) { return stored_term(txn, i); })) {
+    SnapshotRecord planned = record_of(meta, nullptr);
+    planned.has_data = data != nullptr;  // the stored snapshot may be saved again only with bytes
+    if (auto problem = apply_save_snapshot(next, planned, [&](raft::Index i) { return stored_term(txn, i); })) {
       errors.invalid("save_snapshot", *problem);
     }
     if (data) file = file_for(meta, data);

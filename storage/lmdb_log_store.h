@@ -81,7 +81,8 @@ class LmdbLogStore {
   // Snapshot bytes are stored as a file (storage/snapshot_file.h): `data` that is already a
   // SnapshotFile of this directory (written by the host, off the loop) is recorded as it is,
   // other bytes are first written to a new file (so is a Ready's snapshot). Only after the
-  // commit are the files it replaced removed.
+  // commit are the files it replaced removed. Saving the stored snapshot's meta again records
+  // new bytes for it (a host replacing a damaged file with a fresh snapshot of the same state).
   void save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotDataPtr data);
   void drop_prefix(raft::Index through);
 

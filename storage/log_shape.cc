@@ -86,6 +86,11 @@ std::optional<std::string> apply_ready(LogShape& shape, const raft::Ready& ready
 std::optional<std::string> apply_save_snapshot(LogShape& shape, const SnapshotRecord& snapshot,
                                                const StoredTermLookup& stored_term) {
   const raft::SnapshotMeta& meta = snapshot.meta;
+  if (meta.index > 0 && meta == shape.snapshot.meta && snapshot.has_data) {
+    // The stored snapshot again, with bytes of its own: they replace a damaged file.
+    shape.snapshot = snapshot;
+    return check_shape(shape);
+  }
   if (meta.index <= shape.snapshot.meta.index) {
     return fmt::format("snapshot at {} is not after the stored one at {}", meta.index,
                        shape.snapshot.meta.index);

@@ -123,7 +123,7 @@ SnapshotFileInfo SnapshotFileWriter::finish(bool sync) {
 }
 
 std::shared_ptr<const SnapshotFile> SnapshotFile::open(const std::string& directory, const SnapshotFileInfo& info,
-                                                       bool durable) {
+                                                       bool durable, bool unlink_unless_recorded) {
   std::shared_ptr<SnapshotFile> file(new SnapshotFile(directory, info));
   file->durable_ = durable;
   const std::string path = file->path();
@@ -155,11 +155,14 @@ std::shared_ptr<const SnapshotFile> SnapshotFile::open(const std::string& direct
     file->mapped_ = info.bytes;
   }
   ::close(fd);  // the mapping keeps the file
+  file->unlink_unless_recorded_ = unlink_unless_recorded;  // only once it opened: never someone else's file
   return file;
 }
 
 SnapshotFile::~SnapshotFile() {
   if (mapped_ > 0) ::munmap(const_cast<char*>(data_), mapped_);
+  // Nobody recorded it and nobody holds it any more: it is garbage (best effort).
+  if (unlink_unless_recorded_ && !recorded_) ::unlink(path().c_str());
 }
 
 void SnapshotFile::verify() const {

@@ -64,8 +64,12 @@ class SnapshotFile final : public raft::SnapshotData {
   // Opens and maps DIR/info.name; LogStoreError{Corrupt} naming the file if it is missing or
   // its size is not info.bytes. Does not read it: see verify().
   // `durable`: known to be synced under its name (finished with sync, or recorded by a log).
+  // `unlink_unless_recorded`: a file just made (received from a leader, written by a snapshot
+  // worker) that no log records yet: removed when the last reference goes unless a log store
+  // recorded it by then (mark_recorded), so that one the core or the host ends up ignoring
+  // does not linger in the directory until the next open.
   static std::shared_ptr<const SnapshotFile> open(const std::string& directory, const SnapshotFileInfo& info,
-                                                  bool durable = true);
+                                                  bool durable = true, bool unlink_unless_recorded = false);
   ~SnapshotFile() override;
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
@@ -81,6 +85,9 @@ class SnapshotFile final : public raft::SnapshotData {
   void release_pages() const;
   // Makes the file and its name durable (fsync of the file and its directory), unless known to be.
   void sync() const;
+  // A log store committed a record naming this file: from now on the store removes it (when a
+  // later record replaces it), never this object.
+  void mark_recorded() const { recorded_ = true; }
 
  private:
   SnapshotFile(std::string directory, SnapshotFileInfo info) : directory_(std::move(directory)), info_(std::move(info)) {}
@@ -90,6 +97,8 @@ class SnapshotFile final : public raft::SnapshotData {
   const char* data_ = nullptr;
   std::size_t mapped_ = 0;
   mutable std::atomic<bool> durable_{true};
+  bool unlink_unless_recorded_ = false;
+  mutable std::atomic<bool> recorded_{false};
 };
 
 // Writes `bytes` as a new snapshot file of `directory` (a snapshot received whole in memory).

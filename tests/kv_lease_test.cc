@@ -305,7 +305,7 @@ TEST_CASE("kv lease: the id space ends at lease_id_max") {
   }
 }
 
-TEST_CASE("kv lease: re-putting moves a key between leases; deleting detaches it") {
+TEST_CASE("kv lease: re-putting moves a key between leases, deleting detaches it") {
   for (Backend backend : backends) {
     CAPTURE(std::string(to_string(backend)));
     Replica r(backend);
@@ -543,7 +543,7 @@ TEST_CASE("lease clock: expires at the TTL, not before, and reports once") {
   CHECK_FALSE(clock.next_deadline().has_value());
 }
 
-TEST_CASE("lease clock: keep-alives extend; revoke forgets; dropped expiries come back") {
+TEST_CASE("lease clock: keep-alives extend, revoke forgets, dropped expiries come back") {
   LeaseClock clock;
   clock.on_become_leader(0);
   clock.on_granted(Lease{1, 1000, 0}, 0);
@@ -572,7 +572,7 @@ TEST_CASE("lease clock: keep-alives extend; revoke forgets; dropped expiries com
   CHECK(clock.expired(30'000) == std::vector<LeaseExpire>{{10, 0}, {7, 0}, {9, 0}});
 }
 
-TEST_CASE("lease clock: followers count nothing; a new leader restarts every countdown") {
+TEST_CASE("lease clock: followers count nothing, a new leader restarts every countdown") {
   LeaseClock old_leader, follower;
   old_leader.on_become_leader(0);
   for (LeaseClock* c : {&old_leader, &follower}) c->on_granted(Lease{1, 1000, 0}, 0);

@@ -159,3 +159,34 @@ TEST_CASE("kv snapshot: streamed in bounded pieces, with the same bytes, from a 
   CHECK(largest <= snapshot_piece_bytes + 64 * 1024 + 1024);
   CHECK(parse_snapshot(streamed).status.ok());
 }
+
+TEST_CASE("kv snapshot: checked as it arrives, in pieces of any size, damage, truncation and another index are refused") {
+  const std::string good = reference_snapshot(60);
+  auto check_in_pieces = [](const std::string& bytes, std::size_t piece, Index expected) {
+    SnapshotStreamCheck check(expected);
+    for (std::size_t at = 0; at < bytes.size(); at += piece) check.update(std::string_view(bytes).substr(at, piece));
+    return check.finish();
+  };
+  // Pieces smaller than the trailer, straddling it, and the whole at once.
+  for (std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{8}, std::size_t{9},
+                            std::size_t{100}, good.size() - 4, good.size()}) {
+    CAPTURE(piece);
+    const Status ok = check_in_pieces(good, piece, 60);
+    CHECK_MESSAGE(ok.ok(), ok.message);
+    for (std::size_t at : {std::size_t{0}, std::size_t{9}, std::size_t{20}, good.size() / 2, good.size() - 9,
+                           good.size() - 1}) {
+      CAPTURE(at);
+      std::string damaged = good;
+      damaged[at] = static_cast<char>(damaged[at] ^ 0x10);
+      const Status bad = check_in_pieces(damaged, piece, 60);
+      CHECK(bad.error == Error::InvalidRequest);
+      CHECK_FALSE(parse_snapshot(damaged).status.ok());  // what restore would have found later
+    }
+    CHECK(check_in_pieces(good.substr(0, good.size() - 1), piece, 60).error == Error::InvalidRequest);
+    CHECK(check_in_pieces(good + "x", piece, 60).error == Error::InvalidRequest);
+  }
+  const Status other = check_in_pieces(good, 64, 59);
+  CHECK(other.error == Error::InvalidRequest);
+  CHECK_MESSAGE(other.message.find("applied index 60") != std::string::npos, other.message);
+  CHECK(SnapshotStreamCheck(0).finish().error == Error::InvalidRequest);  // nothing at all
+}

@@ -53,7 +53,7 @@ TEST_CASE("the member context round-trips and refuses what --initial-cluster wou
   CHECK_FALSE(decode_member_context(5, "").has_value());
 }
 
-TEST_CASE("DIR/members: absent, saved, loaded; a damaged one is refused") {
+TEST_CASE("DIR/members: absent, saved, loaded, a damaged one is refused") {
   TempDir dir;
   CHECK_FALSE(load_member_table(dir.path).has_value());
   const std::vector<MemberConfig> table{{1, "n1", "127.0.0.1:7001"}, {member_id_for_name("n4"), "n4", "127.0.0.1:7004"}};

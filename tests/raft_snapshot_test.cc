@@ -155,7 +155,7 @@ class CountingReceiver final : public SnapshotReceiver {
 
 }  // namespace
 
-TEST_CASE("a follower's snapshot chunks go to the host's receiver; one that refuses makes the leader start over") {
+TEST_CASE("a follower's snapshot chunks go to the host's receiver, one that refuses makes the leader start over") {
   ReceiverLog log;
   log.refuse_appends = 1;  // the first chunk cannot be kept (a full disk, say)
   TestCluster c(3, [&log](Config& cfg) {

@@ -581,7 +581,7 @@ TEST_CASE("log store: a torn, damaged or missing snapshot file is refused, namin
   }
 }
 
-TEST_CASE("log store: the snapshot record names its file; records of older builds still decode") {
+TEST_CASE("log store: the snapshot record names its file, records of older builds still decode") {
   coord::storage::SnapshotRecord record;
   record.meta = meta(9, 2);
   record.has_data = true;
@@ -890,4 +890,51 @@ TEST_CASE("log store: a store written before snapshot files (bytes in the snapsh
   store = LmdbLogStore::open(dir.store());
   CHECK(store->load().snapshot_data->bytes() == "a new one");
   CHECK(snapshot_files(dir.store()).size() == 1);
+}
+
+TEST_CASE("log store: the stored snapshot saved again with new bytes replaces its file (a damaged one)") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
+  store->save_snapshot(meta(10, 1), raft::snapshot_bytes("state at 10"));
+  const std::string damaged = store->snapshot_file()->info().name;
+  // Without bytes it is still refused: the record would lose its data.
+  CHECK(std::string(expect_error([&] { store->save_snapshot(meta(10, 1), nullptr); }).what()).find("not after") !=
+        std::string::npos);
+  // Another snapshot at that index (another term or configuration) is not the stored one.
+  CHECK(expect_error([&] { store->save_snapshot(meta(10, 2), raft::snapshot_bytes("x")); }).kind() == Kind::Invalid);
+  store->save_snapshot(meta(10, 1), raft::snapshot_bytes("state at 10"));
+  const std::string fresh = store->snapshot_file()->info().name;
+  CHECK(fresh != damaged);
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{fresh});  // the damaged file is gone
+  store.reset();
+  store = LmdbLogStore::open(dir.store());
+  const raft::RestoreState state = store->load();
+  CHECK(state.snapshot == meta(10, 1));
+  CHECK(state.snapshot_data->bytes() == "state at 10");
+}
+
+TEST_CASE("log store: a just-made snapshot file nobody records removes itself, a recorded one stays") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 10, 1), raft::HardState{1, 0, 10}));
+  auto made = [&](raft::Index index, const std::string& bytes) {
+    coord::storage::SnapshotFileWriter writer(dir.store(), index);
+    writer.append(bytes);
+    return coord::storage::SnapshotFile::open(dir.store(), writer.finish(/*sync=*/false), /*durable=*/false,
+                                              /*unlink_unless_recorded=*/true);
+  };
+  {
+    // Received, then ignored (the core's log held those entries already): it must not linger.
+    auto ignored = made(50, "ignored");
+    REQUIRE(snapshot_files(dir.store()).size() == 1);
+  }
+  CHECK(snapshot_files(dir.store()).empty());
+  auto kept = made(60, "recorded");
+  store->write(snapshot_ready_with(meta(60, 2), kept, raft::HardState{2, 0, 60}));
+  const std::string name = kept->info().name;
+  kept.reset();
+  store.reset();  // the last reference: recorded, so it stays
+  CHECK(snapshot_files(dir.store()) == std::vector<std::string>{name});
+  CHECK(LmdbLogStore::open(dir.store())->load().snapshot_data->bytes() == "recorded");
 }
