@@ -987,6 +987,7 @@ Ready Node::ready() {
   // change our role and the messages below.
   Index last_committed = std::min(commit_, log_.last_index());
   std::size_t bytes = 0;
+  bool conf_handed_out = false;
   while (applied_ < last_committed) {
     const Entry& e = log_.at(applied_ + 1);
     if (!rd.committed.empty() && bytes + e.data.size() > config_.committed_bytes_max) break;
@@ -994,6 +995,7 @@ Ready Node::ready() {
     rd.committed.push_back(e);
     ++applied_;
     if (e.type == EntryType::ConfChange) {
+      conf_handed_out = true;
       if (auto change = decode_conf_change(e.data)) apply_conf(e.index, *change);
     }
   }
@@ -1013,8 +1015,11 @@ Ready Node::ready() {
   // A commit index that moved alone is not worth an fsync (etcd's MustSync): Raft keeps it in
   // volatile state, and a restart takes max(stored commit, snapshot, applied) and learns the rest
   // from the leader. It rides along with the next entries, snapshot, term or vote instead, so a
-  // committed entry is applied without waiting for a disk round trip of its own.
-  if (hs != last_hard_state_ && (!term_durable || !rd.entries.empty() || rd.snapshot)) {
+  // committed entry is applied without waiting for a disk round trip of its own. Except when a
+  // configuration change is handed out: a restart rebuilds the configuration only up to the
+  // stored commit, and one that was applied (and answered) must not come back older, or members
+  // already removed could be needed for a quorum again (found in review; raft_membership_test).
+  if (hs != last_hard_state_ && (!term_durable || !rd.entries.empty() || rd.snapshot || conf_handed_out)) {
     rd.hard_state = hs;
     last_hard_state_ = hs;
   }

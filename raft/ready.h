@@ -3,7 +3,9 @@
 //      and restore the state machine from it;
 //   2. write `entries` (when entries[0].index is at or below the stored last index, first drop
 //      the stored entries from that index on) and `hard_state`, and fsync. `hard_state` is set
-//      when the term or vote changed, or together with entries or a snapshot: a commit index
+//      when the term or vote changed, with entries or a snapshot, and when `committed` holds a
+//      configuration change (a restart rebuilds the configuration up to the stored commit only,
+//      and an applied change must not come back undone); otherwise a commit index
 //      that moved alone waits in memory for the next of those (no fsync for it, as etcd's
 //      MustSync), so a restart may find an older commit and learns the rest from the leader;
 //   3. only then send `messages`: they promise what step 2 made durable;
