@@ -73,7 +73,7 @@ class SlowConnection {
 
 }  // namespace
 
-TEST_CASE("a client that stops reading loses only its own watcher (WatchOverflow); its connection and other watches carry on") {
+TEST_CASE("a client that stops reading loses only its own watcher (WatchOverflow), its connection and other watches carry on") {
   Cluster cluster(3, {"--tick-ms", "50", "--election-ticks", "10", "--watch-buffer-events", "64"});
   REQUIRE_MESSAGE(cluster.start_all(), cluster.all_logs());
   std::optional<int> leader;

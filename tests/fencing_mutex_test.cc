@@ -72,7 +72,7 @@ TEST_CASE("fencing mutex: contender names round-trip and foreign names are ignor
   CHECK(child_path("/", "x") == "/x");
 }
 
-TEST_CASE("fencing mutex: lock, wait, unlock; the next holder's token is greater") {
+TEST_CASE("fencing mutex: lock, wait, unlock, and the next holder's token is greater") {
   TestCluster cluster;
   Party a(cluster, 1, "/locks/one", "a");
   Party b(cluster, 2, "/locks/one", "b");
@@ -322,7 +322,7 @@ TEST_CASE("fencing mutex: a waiter whose predecessor dies watches the next one a
   CHECK(got_c.value().token > got_a.value().token);
 }
 
-TEST_CASE("fencing mutex: a holder whose session lapses hears it; the next holder's token is greater") {
+TEST_CASE("fencing mutex: a holder whose session lapses hears it, and the next holder's token is greater") {
   TestCluster cluster;
   const std::string path = "/locks/lapse";
   Party a(cluster, 1, path);

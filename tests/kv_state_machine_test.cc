@@ -438,7 +438,7 @@ class CommitFailsOnce final : public Storage {
 
 }  // namespace
 
-TEST_CASE("kv sm: apply_batch decides the results before its commit; after a failed commit the retry decides the same") {
+TEST_CASE("kv sm: apply_batch decides the results before its commit, and after a failed commit the retry decides the same") {
   CommitFailsOnce storage;
   StateMachine sm(storage);
   Op put = Op::put("/app/x", "v1");

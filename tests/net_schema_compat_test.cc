@@ -135,7 +135,7 @@ TEST_CASE("schema compat: the previous client reads this replica's responses, ig
   CHECK(old->names()->size() == 2);
 }
 
-TEST_CASE("schema compat: the previous replica reads this client's requests; new kinds it refuses as unknown") {
+TEST_CASE("schema compat: the previous replica reads this client's requests, and new kinds it refuses as unknown") {
   net::ClientRequest get;
   get.id = 3;
   get.kind = net::RequestKind::Get;
