@@ -1155,8 +1155,14 @@ void ReplicaHost::hold_for_space(std::string reason) {
                                                              "reads now: retry on another member",
                                                              disk_full_.reason())));
   }
+  for (const auto& [index, c] : pending_changes_) {
+    output_.respond(c.connection, error_response(c.request_id, ErrorCode::NoSpace,
+                                                 fmt::format("{}; the change may still apply: check member list",
+                                                             disk_full_.reason())));
+  }
   pending_writes_.clear();
   pending_reads_.clear();
+  pending_changes_.clear();
 }
 
 std::optional<ClientResponse> ReplicaHost::refused_for_space(const ClientRequest& request) const {
