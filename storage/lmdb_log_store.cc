@@ -403,17 +403,22 @@ SnapshotRecord record_of(const raft::SnapshotMeta& meta, const SnapshotFile* fil
   return record;
 }
 
-// A snapshot file written for a transaction that then failed without committing (refused, or
-// no space) is nobody's: remove it now rather than at the next snapshot.
-void discard_unrecorded(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
-                        const LogStoreError& e) {
-  if (!file || file == given) return;
-  if (e.kind() == LogStoreError::Kind::Full || e.kind() == LogStoreError::Kind::Invalid) {
-    ::unlink(file->path().c_str());
-  }
-}
-
 }  // namespace
+
+void after_failed_record(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
+                         LogStoreError::Kind kind) {
+  if (!file) return;
+  if (kind != LogStoreError::Kind::Full && kind != LogStoreError::Kind::Invalid) {
+    // The commit may have landed (a failed fsync or meta-page write): the log may name this
+    // file, so nothing here may remove it, not even its own self-removal (snapshot_file.h);
+    // the next open keeps it exactly when it is recorded.
+    file->mark_recorded();
+    return;
+  }
+  // Nothing was committed: the file is nobody's. The caller's own file removes itself when its
+  // last reference goes; one this store wrote is removed now rather than at the next snapshot.
+  if (file != given) ::unlink(file->path().c_str());
+}
 
 void LmdbLogStore::write(const raft::Ready& ready) {
   check_usable();
@@ -434,7 +439,7 @@ void LmdbLogStore::write(const raft::Ready& ready) {
     // Plan first: a Ready that breaks a storage rule is refused before anything is written.
     write_ready(txn, next, ready, ready.snapshot ? &record : nullptr);
   } catch (const LogStoreError& e) {
-    if (ready.snapshot) discard_unrecorded(file, ready.snapshot->data, e);
+    if (ready.snapshot) after_failed_record(file, ready.snapshot->data, e.kind());
     throw;
   }
   shape_ = next;
@@ -485,7 +490,7 @@ void LmdbLogStore::save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotD
     put_snapshot(txn, next.snapshot);
     commit(txn, "commit of a snapshot");
   } catch (const LogStoreError& e) {
-    discard_unrecorded(file, data, e);
+    after_failed_record(file, data, e.kind());
     throw;
   }
   shape_ = next;

@@ -53,6 +53,14 @@ struct LogStoreStats {
   std::uint64_t commits = 0;  // write transactions since open, each one fsync
 };
 
+// What becomes of a snapshot file made for a record whose transaction failed with `kind`
+// (`given`: the bytes the caller passed, which may be that very file). Full or Invalid: nothing
+// was committed, so the file goes (one the store wrote at once, the caller's own when its last
+// reference drops). Any other failure may have committed the record: the file is kept, as if
+// recorded, and the next open decides. Public for its tests.
+void after_failed_record(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
+                         LogStoreError::Kind kind);
+
 class LmdbLogStore {
  public:
   // Opens (creating when missing) the store in `directory`. Throws LogStoreError.

@@ -938,3 +938,35 @@ TEST_CASE("log store: a just-made snapshot file nobody records removes itself, a
   CHECK(snapshot_files(dir.store()) == std::vector<std::string>{name});
   CHECK(LmdbLogStore::open(dir.store())->load().snapshot_data->bytes() == "recorded");
 }
+
+TEST_CASE("log store: after a failed record, a just-made snapshot file stays unless nothing was committed") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  auto made = [&](raft::Index index) {
+    coord::storage::SnapshotFileWriter writer(dir.store(), index);
+    writer.append("bytes");
+    return coord::storage::SnapshotFile::open(dir.store(), writer.finish(/*sync=*/true), /*durable=*/true,
+                                              /*unlink_unless_recorded=*/true);
+  };
+  {
+    // An Io failure may have committed the record naming it: it must outlive every reference
+    // (the next open keeps or removes it by what the log says).
+    auto file = made(70);
+    coord::storage::after_failed_record(file, file, Kind::Io);
+  }
+  CHECK(snapshot_files(dir.store()).size() == 1);
+  for (const Kind kind : {Kind::Full, Kind::Invalid}) {
+    // Nothing committed: the caller's own file removes itself once dropped.
+    const std::size_t before = snapshot_files(dir.store()).size();
+    {
+      auto file = made(80);
+      coord::storage::after_failed_record(file, file, kind);
+      CHECK(snapshot_files(dir.store()).size() == before + 1);
+    }
+    CHECK(snapshot_files(dir.store()).size() == before);
+  }
+  store.reset();
+  // The kept file was never recorded in fact: open removes it as a leftover.
+  CHECK(LmdbLogStore::open(dir.store()) != nullptr);
+  CHECK(snapshot_files(dir.store()).empty());
+}
