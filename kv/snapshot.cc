@@ -92,15 +92,15 @@ bool valid_row(const SnapshotRow& row) {
     }
     case Table::Nodes: {
       const auto record = decode_record(row.value);
-      return valid_path(row.key) && record && record->kind == RecordKind::Value;
+      return valid_path(row.key) && record && record->kind == RecordKind::Metadata;
     }
     case Table::History: {
       const auto key = parse_history_key(row.key);
-      return key && valid_path(key->path) && decode_record(row.value).has_value();
+      return key && valid_path(key->path) && decode_kind(row.value).has_value();
     }
     case Table::Changes: {
       const auto key = parse_change_key(row.key);
-      return key && valid_path(key->path) && decode_change_kind(row.value).has_value();
+      return key && valid_path(key->path) && decode_record(row.value).has_value();
     }
     case Table::Sessions: return row.key.size() == 8 && decode_session(row.value).has_value();
     case Table::SessionLru: return parse_session_lru_key(row.key).has_value() && row.value.empty();
@@ -159,6 +159,80 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
   }
   for (const auto& [lease, count] : counted) {
     if (count != 0 && !keys.contains(lease)) return "a lease's key count disagrees with its keys";
+  }
+  return "";
+}
+
+// The version tables must agree with each other and with the nodes, so that no read or replay
+// of the restored state meets a missing row: History indexes exactly the rows of Changes with
+// their kinds; each node's versions follow one another as writes can (a creation first or after
+// a deletion; an update, a metadata change or a deletion of a node that exists; compaction to R
+// may leave a node's first version below R an update, never a tombstone); every Metadata
+// version and every node finds its value in the Value version at its mod_revision; and Nodes
+// holds exactly the paths whose newest version is not a tombstone. Returns why not, or "".
+std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision compact_revision) {
+  struct Version {
+    std::string_view path;
+    Revision revision = 0;
+    RecordKind kind = RecordKind::Value;
+    Revision create_revision = 0;
+    Revision mod_revision = 0;
+    bool operator<(const Version& o) const {
+      return path != o.path ? path < o.path : revision < o.revision;
+    }
+  };
+  std::vector<Version> indexed, stored;  // History; Changes
+  std::vector<std::pair<std::string_view, Revision>> nodes;  // path, mod_revision
+  for (const SnapshotRow& row : rows) {
+    if (row.table == Table::History) {
+      const auto key = parse_history_key(row.key);  // checked by valid_row
+      indexed.push_back(Version{key->path, key->revision, *decode_kind(row.value)});
+    } else if (row.table == Table::Changes) {
+      const auto key = parse_change_key(row.key);
+      const auto record = decode_record(row.value);
+      stored.push_back(Version{key->path, key->revision, record->kind,
+                               record->node.create_revision, record->node.mod_revision});
+    } else if (row.table == Table::Nodes) {
+      nodes.emplace_back(row.key, decode_record(row.value)->node.mod_revision);
+    }
+  }
+  std::sort(stored.begin(), stored.end());  // History's order: by path, then revision
+  if (indexed.size() != stored.size()) return "the history index disagrees with the changes";
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    if (indexed[i].path != stored[i].path || indexed[i].revision != stored[i].revision ||
+        indexed[i].kind != stored[i].kind) {
+      return "the history index disagrees with the changes";
+    }
+  }
+  const auto holds_value = [&](std::string_view path, Revision revision) {
+    const auto it = std::lower_bound(stored.begin(), stored.end(), Version{path, revision});
+    return it != stored.end() && it->path == path && it->revision == revision &&
+           it->kind == RecordKind::Value;
+  };
+  std::vector<std::string_view> live;  // paths whose newest version is not a tombstone
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    const Version& v = stored[i];
+    const bool first = i == 0 || stored[i - 1].path != v.path;
+    const bool existed = !first && stored[i - 1].kind != RecordKind::Tombstone;
+    const bool creation = v.kind == RecordKind::Value && v.create_revision == v.revision;
+    if (v.kind == RecordKind::Value && v.mod_revision != v.revision) {
+      return "a value version at a foreign revision";
+    }
+    const bool follows = creation                          ? !existed
+                         : first && v.revision < compact_revision ? v.kind == RecordKind::Value
+                                                                  : existed;
+    if (!follows) return "a node's versions do not follow one another";
+    if (v.kind == RecordKind::Metadata &&
+        (v.mod_revision >= v.revision || !holds_value(v.path, v.mod_revision))) {
+      return "a metadata version without its value";
+    }
+    const bool newest = i + 1 == stored.size() || stored[i + 1].path != v.path;
+    if (newest && v.kind != RecordKind::Tombstone) live.push_back(v.path);
+  }
+  if (live.size() != nodes.size()) return "the nodes disagree with their versions";
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (live[i] != nodes[i].first) return "the nodes disagree with their versions";
+    if (!holds_value(nodes[i].first, nodes[i].second)) return "a node without its value";
   }
   return "";
 }
@@ -256,7 +330,10 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   in.u64(out.header.revision);
   in.u64(out.header.compact_revision);
   in.u64(row_count);
-  if (format != layout_format) return invalid(fmt::format("format {}", format));
+  if (format != layout_format) {
+    return invalid(fmt::format("layout format {}; this build reads format {} only", format,
+                               layout_format));
+  }
   // Each row takes at least 9 bytes; refuse counts the bytes cannot hold before reserving.
   if (row_count > in.left() / 9) return invalid("row count beyond its bytes");
   out.rows.reserve(row_count);
@@ -316,6 +393,7 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (const std::string why = lease_mismatch(out.rows, *meta_lease_count); !why.empty()) {
     return invalid(why);
   }
+  if (const std::string why = version_mismatch(out.rows, out.header.compact_revision); !why.empty()) return invalid(why);
   return out;
 }
 
