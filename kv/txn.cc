@@ -148,10 +148,10 @@ class Executor {
   }
 
  private:
-  std::optional<NodeRecord> lookup(std::string_view path) {
-    if (const auto it = changes_.find(path); it != changes_.end()) return it->second.after;
-    return read_record(state_, path);
-  }
+  // Through the overlay, which keeps what it read: a put looks its node up and then claims it,
+  // and each stored read costs a Nodes and a Changes lookup (take_changes drops the entries of
+  // nodes only read).
+  std::optional<NodeRecord> lookup(std::string_view path) { return touch(path).after; }
 
   // The overlay entry of `path`, loaded on first use.
   NodeChange& touch(std::string_view path) {
