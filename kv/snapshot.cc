@@ -181,14 +181,11 @@ std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision comp
       return path != o.path ? path < o.path : revision < o.revision;
     }
   };
-  std::vector<Version> indexed, stored;  // History; Changes
+  std::vector<Version> stored;                                // Changes
   std::vector<std::pair<std::string_view, Revision>> nodes;  // path, mod_revision
   for (const SnapshotRow& row : rows) {
-    if (row.table == Table::History) {
-      const auto key = parse_history_key(row.key);  // checked by valid_row
-      indexed.push_back(Version{key->path, key->revision, *decode_kind(row.value)});
-    } else if (row.table == Table::Changes) {
-      const auto key = parse_change_key(row.key);
+    if (row.table == Table::Changes) {
+      const auto key = parse_change_key(row.key);  // checked by valid_row
       const auto record = decode_record(row.value);
       stored.push_back(Version{key->path, key->revision, record->kind,
                                record->node.create_revision, record->node.mod_revision});
@@ -197,13 +194,19 @@ std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision comp
     }
   }
   std::sort(stored.begin(), stored.end());  // History's order: by path, then revision
-  if (indexed.size() != stored.size()) return "the history index disagrees with the changes";
-  for (std::size_t i = 0; i < stored.size(); ++i) {
-    if (indexed[i].path != stored[i].path || indexed[i].revision != stored[i].revision ||
-        indexed[i].kind != stored[i].kind) {
+  // History rows come in key order, which is that order too.
+  std::size_t indexed = 0;
+  for (const SnapshotRow& row : rows) {
+    if (row.table != Table::History) continue;
+    const auto key = parse_history_key(row.key);
+    if (indexed == stored.size() || key->path != stored[indexed].path ||
+        key->revision != stored[indexed].revision ||
+        *decode_kind(row.value) != stored[indexed].kind) {
       return "the history index disagrees with the changes";
     }
+    ++indexed;
   }
+  if (indexed != stored.size()) return "the history index disagrees with the changes";
   const auto holds_value = [&](std::string_view path, Revision revision) {
     const auto it = std::lower_bound(stored.begin(), stored.end(), Version{path, revision});
     return it != stored.end() && it->path == path && it->revision == revision &&
