@@ -169,8 +169,10 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
 // a deletion; an update, a metadata change or a deletion of a node that exists; compaction to R
 // may leave a node's first version below R an update, never a tombstone); every Metadata
 // version and every node finds its value in the Value version at its mod_revision; and Nodes
-// holds exactly the paths whose newest version is not a tombstone. Returns why not, or "".
-std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision compact_revision) {
+// holds exactly the paths whose newest version is not a tombstone; no version is beyond the
+// revision. Returns why not, or "".
+std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision revision,
+                             Revision compact_revision) {
   struct Version {
     std::string_view path;
     Revision revision = 0;
@@ -218,6 +220,7 @@ std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision comp
     const bool first = i == 0 || stored[i - 1].path != v.path;
     const bool existed = !first && stored[i - 1].kind != RecordKind::Tombstone;
     const bool creation = v.kind == RecordKind::Value && v.create_revision == v.revision;
+    if (v.revision > revision) return "a version beyond the revision";
     if (v.kind == RecordKind::Value && v.mod_revision != v.revision) {
       return "a value version at a foreign revision";
     }
@@ -396,7 +399,11 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (const std::string why = lease_mismatch(out.rows, *meta_lease_count); !why.empty()) {
     return invalid(why);
   }
-  if (const std::string why = version_mismatch(out.rows, out.header.compact_revision); !why.empty()) return invalid(why);
+  if (const std::string why =
+          version_mismatch(out.rows, out.header.revision, out.header.compact_revision);
+      !why.empty()) {
+    return invalid(why);
+  }
   return out;
 }
 

@@ -265,43 +265,81 @@ TEST_CASE("kv layout: a snapshot whose versions disagree with each other or with
     return dump_snapshot(*storage.read());
   };
   CHECK(parse_snapshot(damaged([](WriteTxn&) {})).status.ok());
-  const std::vector<std::function<void(WriteTxn&)>> damages = {
-      // A value row lost: the node and its metadata version point at nothing.
-      [](WriteTxn& t) {
-        t.erase(Table::Changes, change_key(1, "/k"));
-        t.erase(Table::History, history_key("/k", 1));
-      },
+  // Each damage, and why the snapshot is refused.
+  const std::vector<std::pair<std::function<void(WriteTxn&)>, std::string>> damages = {
+      // A value row lost with its index entry: a metadata version comes first.
+      {[](WriteTxn& t) {
+         t.erase(Table::Changes, change_key(1, "/k"));
+         t.erase(Table::History, history_key("/k", 1));
+       },
+       "a node's versions do not follow one another"},
       // The index without its row.
-      [](WriteTxn& t) { t.erase(Table::Changes, change_key(2, "/k/c")); },
+      {[](WriteTxn& t) { t.erase(Table::Changes, change_key(2, "/k/c")); },
+       "the history index disagrees with the changes"},
       // The index naming another kind.
-      [](WriteTxn& t) { t.put(Table::History, history_key("/k", 2), encode_kind(RecordKind::Value)); },
+      {[](WriteTxn& t) {
+         t.put(Table::History, history_key("/k", 2), encode_kind(RecordKind::Value));
+       },
+       "the history index disagrees with the changes"},
+      // A metadata version pointing at a revision without its value.
+      {[](WriteTxn& t) {
+         NodeRecord metadata;
+         metadata.kind = RecordKind::Metadata;
+         metadata.node.num_children = 1;
+         t.put(Table::Changes, change_key(2, "/k"), encode_record(metadata));
+       },
+       "a metadata version without its value"},
+      // A node pointing at a metadata version for its value.
+      {[](WriteTxn& t) {
+         NodeRecord node;
+         node.kind = RecordKind::Metadata;
+         node.node.create_revision = 1;
+         node.node.mod_revision = 2;
+         t.put(Table::Nodes, "/k", encode_record(node));
+       },
+       "a node without its value"},
       // A node with no versions.
-      [](WriteTxn& t) {
-        NodeRecord ghost;
-        ghost.kind = RecordKind::Metadata;
-        t.put(Table::Nodes, "/ghost", encode_record(ghost));
-      },
-      // A node that is gone from the nodes but not from its versions.
-      [](WriteTxn& t) { t.erase(Table::Nodes, "/k/c"); },
+      {[](WriteTxn& t) {
+         NodeRecord ghost;
+         ghost.kind = RecordKind::Metadata;
+         t.put(Table::Nodes, "/ghost", encode_record(ghost));
+       },
+       "the nodes disagree with their versions"},
+      // A node gone from the nodes but not from its versions.
+      {[](WriteTxn& t) { t.erase(Table::Nodes, "/k/c"); },
+       "the nodes disagree with their versions"},
       // A deletion of a node that never existed.
-      [](WriteTxn& t) {
-        NodeRecord tombstone;
-        tombstone.kind = RecordKind::Tombstone;
-        t.put(Table::Changes, change_key(2, "/z"), encode_record(tombstone));
-        t.put(Table::History, history_key("/z", 2), encode_kind(RecordKind::Tombstone));
-      },
+      {[](WriteTxn& t) {
+         NodeRecord tombstone;
+         tombstone.kind = RecordKind::Tombstone;
+         t.put(Table::Changes, change_key(2, "/z"), encode_record(tombstone));
+         t.put(Table::History, history_key("/z", 2), encode_kind(RecordKind::Tombstone));
+       },
+       "a node's versions do not follow one another"},
+      // A version beyond the revision (a watcher replaying it would pass the head).
+      {[](WriteTxn& t) {
+         NodeRecord created;
+         created.node.create_revision = created.node.mod_revision = 9;
+         t.put(Table::Changes, change_key(9, "/later"), encode_record(created));
+         t.put(Table::History, history_key("/later", 9), encode_kind(RecordKind::Value));
+         created.kind = RecordKind::Metadata;
+         t.put(Table::Nodes, "/later", encode_record(created));
+       },
+       "a version beyond the revision"},
       // A node with its value inline, as format 2 stored it.
-      [](WriteTxn& t) {
-        NodeRecord inline_value;
-        inline_value.node.value = "v";
-        t.put(Table::Nodes, "/k", encode_record(inline_value));
-      },
+      {[](WriteTxn& t) {
+         NodeRecord inline_value;
+         inline_value.node.value = "v";
+         t.put(Table::Nodes, "/k", encode_record(inline_value));
+       },
+       "malformed row in nodes"},
   };
   for (std::size_t i = 0; i < damages.size(); ++i) {
     CAPTURE(i);
-    const std::string bytes = damaged(damages[i]);
+    const std::string bytes = damaged(damages[i].first);
     const ParsedSnapshot parsed = parse_snapshot(bytes);
     CHECK(parsed.status.error == Error::InvalidRequest);
+    CHECK(parsed.status.message == "invalid snapshot: " + damages[i].second);
     Replica r(Backend::Memory);
     CHECK(r->restore(bytes).error == Error::InvalidRequest);
     CHECK(r->applied_index() == 0);
