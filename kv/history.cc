@@ -55,18 +55,17 @@ std::optional<Event> event_of(const ReadTxn& txn, Cursor& history, std::string_v
   return std::nullopt;
 }
 
-// A key watcher walks its node's entries in the History index; only those that are events are
-// read from Changes.
+// A key watcher walks its node's entries in the version index (in Nodes); only those that are
+// events are read from Changes.
 ReplayChunk replay_key(const ReadTxn& txn, std::string_view path, Revision from, Revision head,
                        std::size_t events_soft_max, std::size_t rows_max) {
   ReplayChunk chunk;
-  const auto rows = txn.cursor(Table::History);
-  const auto history = txn.cursor(Table::History);
+  const auto rows = txn.cursor(Table::Nodes);
+  const auto history = txn.cursor(Table::Nodes);
   std::size_t scanned = 0;
   for (bool found = rows->seek(history_key(path, from)); found; found = rows->next()) {
     const auto key = parse_history_key(rows->key());
-    COORD_ASSERT(key.has_value(), "corrupt history key");
-    if (key->path != path) break;
+    if (!key || key->path != path) break;  // past the last version of `path`
     COORD_ASSERT(key->revision <= head, "history beyond the head revision");
     // One version per revision, so every row is a revision boundary.
     if (chunk.events.size() >= events_soft_max || scanned >= rows_max) {
@@ -94,7 +93,7 @@ ReplayChunk replay_changes(const ReadTxn& txn, const WatchFilter& filter, Revisi
                            Revision head, std::size_t events_soft_max, std::size_t rows_max) {
   ReplayChunk chunk;
   const auto rows = txn.cursor(Table::Changes);
-  const auto history = txn.cursor(Table::History);
+  const auto history = txn.cursor(Table::Nodes);
   std::size_t scanned = 0;
   Revision last = 0;
   for (bool found = rows->seek(encode_u64(from)); found; found = rows->next()) {
@@ -153,11 +152,10 @@ std::size_t compact_history(WriteTxn& txn, Revision previous, Revision revision)
     };
     std::vector<Version> below;  // versions below `revision`, oldest first
     {
-      const auto rows = txn.cursor(Table::History);
+      const auto rows = txn.cursor(Table::Nodes);
       for (bool found = rows->seek(history_key(path, 0)); found; found = rows->next()) {
         const auto key = parse_history_key(rows->key());
-        COORD_ASSERT(key.has_value(), "corrupt history key");
-        if (key->path != path || key->revision >= revision) break;
+        if (!key || key->path != path || key->revision >= revision) break;
         const auto kind = decode_kind(rows->value());
         COORD_ASSERT(kind.has_value(), "corrupt history kind");
         below.push_back(Version{key->revision, *kind});
@@ -181,7 +179,7 @@ std::size_t compact_history(WriteTxn& txn, Revision previous, Revision revision)
         if (v.revision == keep_b) value_kept = v.kind == RecordKind::Value;
         continue;
       }
-      txn.erase(Table::History, history_key(path, v.revision));
+      txn.erase(Table::Nodes, history_key(path, v.revision));
       txn.erase(Table::Changes, change_key(v.revision, path));
       removed += 2;
     }

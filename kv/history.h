@@ -2,8 +2,8 @@
 // are in kv/reads.h.)
 //
 // Every revision that changes a node writes the node's new version to Changes at (revision,
-// path), value included when the revision wrote it, and the version's kind to the History
-// index at (path, revision). compact(R) keeps, for each node, every version at or above R plus
+// path), value included when the revision wrote it, and the version's kind to the version
+// index at (path \0 revision) in Nodes. compact(R) keeps, for each node, every version at or above R plus
 // the newest one below R (unless that is a tombstone), and that version's value row: enough to
 // read any revision >= R and to rebuild every event >= R, previous node included.
 #pragma once

@@ -6,21 +6,23 @@
 //               | "lease_next" | "lease_count" -> u64
 //   Nodes       path -> NodeRecord (kind Metadata): the live node without its value; the value
 //               is in the Changes row (mod_revision, path)
+//               path \0 u64 revision -> RecordKind (1 byte): the version index, listing each
+//               node's versions in Changes, oldest first, right after the node's live row (a
+//               deleted node keeps its versions here until compaction), for reads at a past
+//               revision and for compaction
 //   Changes     u64 revision path -> NodeRecord (any kind): the node as it was after that
 //               revision, the only place values are stored. Keys grow with the revision, so a
 //               write appends at the end of the B-tree; (revision, path) order is the order
 //               watchers receive events in
-//   History     path \0 u64 revision -> RecordKind (1 byte): the index of each node's versions
-//               in Changes, adjacent and oldest first, for reads at a past revision and for
-//               compaction
 //   Sessions    u64 session -> SessionRecord
 //   SessionLru  u64 last applied index u64 session -> "" (least recently used first)
 //   Leases      u64 lease -> LeaseRecord
 //   LeaseKeys   u64 lease path -> "": the keys of each lease, so revoking one finds its keys
 //               without a scan; kept equal to {(node.lease, path) : node.lease != 0}
 //
-// Each value is stored once, and a write dirties only small rows in the path-keyed tables
-// (Nodes, History); its value goes to the end of Changes.
+// Each value is stored once, and a write to a node dirties one random leaf page, in Nodes, where
+// its live row and its new index row sit side by side; its value goes to the end of Changes.
+// Walks over the live nodes seek past each path's index rows (history_key_end).
 #pragma once
 
 #include <cstdint>
@@ -34,8 +36,8 @@
 namespace coord::kv {
 
 // Bumped when the layout changes incompatibly; restore() and open refuse other formats.
-// 2: the lease tables and meta rows. 3: values stored once, in Changes; History an index of
-// kinds; Nodes without values.
+// 2: the lease tables and meta rows. 3: values stored once, in Changes; Nodes without values,
+// with the version index beside them; no History table.
 inline constexpr std::uint64_t layout_format = 3;
 
 namespace meta_key {
@@ -54,6 +56,7 @@ std::string encode_u64(std::uint64_t v);  // 8 bytes, big-endian
 std::optional<std::uint64_t> decode_u64(std::string_view bytes);
 
 // --- Keys.
+// The version index key of `path` at `revision` (a Nodes row); a live row's key is the path.
 std::string history_key(std::string_view path, Revision revision);
 // The first key after every version of `path` (and before any other path that sorts after it).
 std::string history_key_end(std::string_view path);
@@ -61,6 +64,7 @@ struct HistoryKey {
   std::string_view path;
   Revision revision = 0;
 };
+// nullopt for a key that is not a version index key (a live row's path).
 std::optional<HistoryKey> parse_history_key(std::string_view key);
 
 std::string change_key(Revision revision, std::string_view path);
@@ -106,7 +110,7 @@ struct NodeRecord {
 std::string encode_record(const NodeRecord& record);
 std::optional<NodeRecord> decode_record(std::string_view bytes);
 
-// A History row's value: the kind of the Changes row it indexes.
+// A version index row's value: the kind of the Changes row it lists.
 std::string encode_kind(RecordKind kind);
 std::optional<RecordKind> decode_kind(std::string_view bytes);
 

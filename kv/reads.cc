@@ -12,23 +12,22 @@ namespace coord::kv {
 
 namespace {
 
-// Walks distinct paths in byte order, in the Nodes table (current state) or the History index
-// (the state after a past revision; paths that were absent then are still visited, with no
-// node). Values are looked up in Changes only when asked for.
+// Walks distinct paths in byte order through the Nodes table, whose rows are live nodes (key:
+// path) and the version index (key: path \0 revision, right after the path's live row): at the
+// current state it visits the live rows only; after a past revision every path with a row
+// (paths that were absent then are still visited, with no node). Each step seeks past the
+// path's versions. Values are looked up in Changes only when asked for.
 class PathCursor {
  public:
   PathCursor(const ReadTxn& txn, ReadPoint at)
       : txn_(txn),
         at_(at),
-        rows_(txn.cursor(at.past ? Table::History : Table::Nodes)),
-        versions_(at.past ? txn.cursor(Table::History) : nullptr) {}
+        rows_(txn.cursor(Table::Nodes)),
+        versions_(at.past ? txn.cursor(Table::Nodes) : nullptr) {}
 
   // The first path >= key.
   bool seek(std::string_view key) { return settle(rows_->seek(key)); }
-  bool next() {
-    if (!at_.past) return settle(rows_->next());
-    return settle(rows_->seek(history_key_end(path_)));
-  }
+  bool next() { return settle(rows_->seek(history_key_end(path_))); }
   bool valid() const { return valid_; }
   std::string_view path() const { return path_; }
   std::optional<Node> node(bool with_value) const {
@@ -47,16 +46,22 @@ class PathCursor {
 
  private:
   bool settle(bool found) {
-    valid_ = found;
-    if (!found) return false;
-    if (at_.past) {
+    for (; found; found = rows_->seek(history_key_end(path_))) {
       const auto key = parse_history_key(rows_->key());
-      COORD_ASSERT(key.has_value(), "corrupt history key");
+      if (!key) {  // a live row
+        path_.assign(rows_->key());
+        valid_ = true;
+        return true;
+      }
       path_.assign(key->path);
-    } else {
-      path_.assign(rows_->key());
+      // Versions without a live row before them: a node absent now, present in the past.
+      if (at_.past) {
+        valid_ = true;
+        return true;
+      }
     }
-    return true;
+    valid_ = false;
+    return false;
   }
 
   const ReadTxn& txn_;
@@ -67,8 +72,8 @@ class PathCursor {
   bool valid_ = false;
 };
 
-// The smallest key after `path` and all of its versions, yet before its siblings that extend
-// it ("/a/b" -> "/a/b\x01" < "/a/b-c" < "/a/b/c").
+// The smallest key after `path`, its live row and all of its versions, yet before its siblings
+// that extend it ("/a/b" -> "/a/b\x01" < "/a/b-c" < "/a/b/c").
 std::string after_path(std::string_view path) { return history_key_end(path); }
 
 }  // namespace
@@ -117,7 +122,7 @@ std::vector<Lease> read_leases(const ReadTxn& txn) {
 
 std::optional<Node> read_node(const ReadTxn& txn, std::string_view path, ReadPoint at) {
   if (at.past) {
-    const auto cursor = txn.cursor(Table::History);
+    const auto cursor = txn.cursor(Table::Nodes);
     return node_at(txn, *cursor, path, *at.past, /*with_value=*/true);
   }
   std::optional<NodeRecord> record = read_record(txn, path);

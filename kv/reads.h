@@ -1,5 +1,6 @@
-// Reads of the tree, at the current revision (Nodes table) or a past one (the History index into Changes). Both
-// go through one PathCursor, so list and range have a single implementation for both.
+// Reads of the tree, at the current revision (the live rows of Nodes) or a past one (the version
+// index beside them, into Changes). Both go through one PathCursor, so list and range have a
+// single implementation for both.
 // Reads never enter the Raft log: the host serves them locally once ReadIndex says so.
 #pragma once
 

@@ -91,12 +91,12 @@ bool valid_row(const SnapshotRow& row) {
              decode_u64(row.value).has_value();
     }
     case Table::Nodes: {
+      // A version index row (path \0 revision -> kind), or a live node.
+      if (const auto key = parse_history_key(row.key)) {
+        return valid_path(key->path) && decode_kind(row.value).has_value();
+      }
       const auto record = decode_record(row.value);
       return valid_path(row.key) && record && record->kind == RecordKind::Metadata;
-    }
-    case Table::History: {
-      const auto key = parse_history_key(row.key);
-      return key && valid_path(key->path) && decode_kind(row.value).has_value();
     }
     case Table::Changes: {
       const auto key = parse_change_key(row.key);
@@ -131,6 +131,7 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
   for (const SnapshotRow& row : rows) {
     switch (row.table) {
       case Table::Nodes: {
+        if (parse_history_key(row.key)) break;  // a version index row
         const auto record = decode_record(row.value);  // checked by valid_row
         if (record->node.lease == 0) break;
         if (record->node.num_children != 0) return "an ephemeral node with children";
@@ -163,14 +164,14 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
   return "";
 }
 
-// The version tables must agree with each other and with the nodes, so that no read or replay
-// of the restored state meets a missing row: History indexes exactly the rows of Changes with
-// their kinds; each node's versions follow one another as writes can (a creation first or after
-// a deletion; an update, a metadata change or a deletion of a node that exists; compaction to R
-// may leave a node's first version below R an update, never a tombstone); every Metadata
-// version and every node finds its value in the Value version at its mod_revision; and Nodes
-// holds exactly the paths whose newest version is not a tombstone; no version is beyond the
-// revision. Returns why not, or "".
+// The versions must agree with their index and with the nodes, so that no read or replay of
+// the restored state meets a missing row: the version index (in Nodes) lists exactly the rows
+// of Changes with their kinds; each node's versions follow one another as writes can (a
+// creation first or after a deletion; an update, a metadata change or a deletion of a node that
+// exists; compaction to R may leave a node's first version below R an update, never a
+// tombstone); every Metadata version and every node finds its value in the Value version at its
+// mod_revision; the live nodes are exactly the paths whose newest version is not a tombstone;
+// no version is beyond the revision. Returns why not, or "".
 std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision revision,
                              Revision compact_revision) {
   struct Version {
@@ -191,16 +192,17 @@ std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision revi
       const auto record = decode_record(row.value);
       stored.push_back(Version{key->path, key->revision, record->kind,
                                record->node.create_revision, record->node.mod_revision});
-    } else if (row.table == Table::Nodes) {
+    } else if (row.table == Table::Nodes && !parse_history_key(row.key)) {
       nodes.emplace_back(row.key, decode_record(row.value)->node.mod_revision);
     }
   }
-  std::sort(stored.begin(), stored.end());  // History's order: by path, then revision
-  // History rows come in key order, which is that order too.
+  std::sort(stored.begin(), stored.end());  // the index's order: by path, then revision
+  // The index rows come in key order, which is that order too.
   std::size_t indexed = 0;
   for (const SnapshotRow& row : rows) {
-    if (row.table != Table::History) continue;
+    if (row.table != Table::Nodes) continue;
     const auto key = parse_history_key(row.key);
+    if (!key) continue;  // a live node
     if (indexed == stored.size() || key->path != stored[indexed].path ||
         key->revision != stored[indexed].revision ||
         *decode_kind(row.value) != stored[indexed].kind) {

@@ -91,7 +91,7 @@ void StateMachine::initialize() {
   const auto txn = storage_.write();
   NodeRecord root;
   txn->put(Table::Changes, change_key(0, "/"), encode_record(root));
-  txn->put(Table::History, history_key("/", 0), encode_kind(RecordKind::Value));
+  txn->put(Table::Nodes, history_key("/", 0), encode_kind(RecordKind::Value));
   root.kind = RecordKind::Metadata;
   txn->put(Table::Nodes, "/", encode_record(root));
   txn->put(Table::Meta, meta_key::format, encode_u64(layout_format));
@@ -269,8 +269,9 @@ void StateMachine::write_changes(Batch& batch, ChangeSet& changes, Revision next
     }
     COORD_ASSERT(lease_after == 0 || change.after->node.num_children == 0,
                  "an ephemeral node with children");
-    // Nodes gets the node without its value; Changes the version (with the value when this
-    // revision wrote it); History the version's kind, indexed by path.
+    // Nodes gets the node without its value and, beside it, the version's kind under the
+    // version key (the same leaf page, as a rule); Changes the version (with the value when
+    // this revision wrote it), at its end.
     EventType type = EventType::Deleted;
     RecordKind kind = RecordKind::Tombstone;
     if (change.after) {
@@ -294,7 +295,7 @@ void StateMachine::write_changes(Batch& batch, ChangeSet& changes, Revision next
       tombstone.kind = RecordKind::Tombstone;
       txn.put(Table::Changes, change_key(next, path), encode_record(tombstone));
     }
-    txn.put(Table::History, history_key(path, next), encode_kind(kind));
+    txn.put(Table::Nodes, history_key(path, next), encode_kind(kind));
     if (!change.value_changed) continue;
     Event event;
     event.type = type;

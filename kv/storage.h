@@ -19,15 +19,15 @@ namespace coord::kv {
 
 enum class Table : std::uint8_t {
   Meta = 0,        // applied index, revision, compaction point, format, session count
-  Nodes = 1,       // path -> node record without its value (the current tree)
-  History = 2,     // path \0 revision -> version kind (the index of each node's versions)
-  Changes = 3,     // revision path -> version record, values included (MVCC history, in order)
-  Sessions = 4,    // session id -> last sequence, last applied index, encoded result
-  SessionLru = 5,  // last applied index, session id -> "" (eviction order)
-  Leases = 6,      // lease id -> lease record (TTL, keep-alive count, key count)
-  LeaseKeys = 7,   // lease id path -> "" (the keys attached to each lease)
+  Nodes = 1,       // path -> node record without its value (the current tree), and
+                   // path \0 revision -> version kind (the index of each node's versions)
+  Changes = 2,     // revision path -> version record, values included (MVCC history, in order)
+  Sessions = 3,    // session id -> last sequence, last applied index, encoded result
+  SessionLru = 4,  // last applied index, session id -> "" (eviction order)
+  Leases = 5,      // lease id -> lease record (TTL, keep-alive count, key count)
+  LeaseKeys = 6,   // lease id path -> "" (the keys attached to each lease)
 };
-inline constexpr std::size_t table_count = 8;
+inline constexpr std::size_t table_count = 7;
 
 const char* table_name(Table table);
 

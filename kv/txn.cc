@@ -331,13 +331,19 @@ class Executor {
     std::set<std::string> found;
     bool truncated = false;
     {
+      // Live rows only: each step seeks past the path's versions (kv/layout.h).
       const auto rows = state_.cursor(Table::Nodes);
-      for (bool ok = rows->seek(prefix); ok && rows->key().starts_with(prefix); ok = rows->next()) {
+      std::string at;
+      for (bool ok = rows->seek(prefix); ok && rows->key().starts_with(prefix);
+           ok = rows->seek(history_key_end(at))) {
+        const auto version = parse_history_key(rows->key());
+        at.assign(version ? version->path : rows->key());
+        if (version) continue;  // versions of a node that is gone
         if (found.size() == scan_max) {
           truncated = true;
           break;
         }
-        found.emplace(rows->key());
+        found.emplace(at);
       }
     }
     for (auto it = changes_.lower_bound(prefix);

@@ -24,9 +24,10 @@ void resolve_value(const ReadTxn& txn, std::string_view path, NodeRecord& record
 
 std::optional<VersionRef> version_at(Cursor& history, std::string_view path, Revision revision) {
   if (!history.seek_before(history_key(path, revision + 1))) return std::nullopt;
+  // The row before is a version of `path` at or below `revision`, or else the live row of
+  // `path` or a row of another path: no such version.
   const auto key = parse_history_key(history.key());
-  COORD_ASSERT(key.has_value(), "corrupt history key");
-  if (key->path != path) return std::nullopt;
+  if (!key || key->path != path) return std::nullopt;
   const auto kind = decode_kind(history.value());
   COORD_ASSERT(kind.has_value(), "corrupt history kind");
   return VersionRef{key->revision, *kind};

@@ -12,18 +12,19 @@
 
 namespace coord::kv {
 
-// The Changes row of `path` at `revision`, which must exist (History indexes it).
+// The Changes row of `path` at `revision`, which must exist (the version index lists it).
 NodeRecord read_version(const ReadTxn& txn, std::string_view path, Revision revision);
 
 // Gives a Metadata record its value; afterwards it is a Value record. Others stay as they are.
 void resolve_value(const ReadTxn& txn, std::string_view path, NodeRecord& record);
 
-// Where the newest version of `path` at or below `revision` is, per the History index.
+// Where the newest version of `path` at or below `revision` is, per the version index.
 struct VersionRef {
   Revision revision = 0;
   RecordKind kind = RecordKind::Value;
 };
-// `history` is a cursor on the History table; nullopt when `path` has no version that old.
+// `history` is a cursor on the Nodes table (which holds the version index); nullopt when `path`
+// has no version that old.
 std::optional<VersionRef> version_at(Cursor& history, std::string_view path, Revision revision);
 
 // The node at `path` as it was after `revision`: nullopt when absent then. Without

@@ -1,5 +1,5 @@
-// Layout format 3 (kv/layout.h): each value is stored once, in Changes; Nodes and History hold
-// no values. Compaction keeps exactly the versions a read at the compaction point needs, from
+// Layout format 3 (kv/layout.h): each value is stored once, in Changes; Nodes holds the live
+// nodes without values and the version index beside them. Compaction keeps exactly the versions a read at the compaction point needs, from
 // both tables, and snapshots of other formats are refused by name.
 #include <doctest/doctest.h>
 
@@ -52,13 +52,12 @@ struct Inspected {
     }
     return out;
   }
-  // The revisions `path` has versions at, per History and per Changes (which must agree).
+  // The revisions `path` has versions at, per the index and per Changes (which must agree).
   std::vector<Revision> versions(const std::string& path) {
     std::vector<Revision> indexed, stored;
-    for (const auto& [key, value] : rows(Table::History)) {
+    for (const auto& [key, value] : rows(Table::Nodes)) {
       const auto k = parse_history_key(key);
-      REQUIRE(k.has_value());
-      if (k->path == path) indexed.push_back(k->revision);
+      if (k && k->path == path) indexed.push_back(k->revision);
     }
     for (const auto& [key, value] : rows(Table::Changes)) {
       const auto k = parse_change_key(key);
@@ -87,7 +86,7 @@ std::uint64_t fnv1a(std::string_view bytes) {
 
 }  // namespace
 
-TEST_CASE("kv layout: each value is stored once, in Changes; Nodes and History hold none") {
+TEST_CASE("kv layout: each value is stored once, in Changes, and Nodes holds none") {
   for (Backend backend : backends) {
     CAPTURE(std::string(to_string(backend)));
     Inspected s(backend);
@@ -105,12 +104,20 @@ TEST_CASE("kv layout: each value is stored once, in Changes; Nodes and History h
     }
     CHECK(holders == std::map<std::string, int>{{std::string("first in ") + table_name(Table::Changes), 1},
                                                 {std::string("second in ") + table_name(Table::Changes), 1}});
+    std::vector<std::string> order;  // Nodes keys: each live row, then its versions
     for (const auto& [key, value] : s.rows(Table::Nodes)) {
+      if (const auto version = parse_history_key(key)) {
+        order.push_back(std::string(version->path) + "@" + std::to_string(version->revision));
+        CHECK(value.size() == 1);
+        continue;
+      }
+      order.push_back(key);
       const auto record = decode_record(value);
       REQUIRE(record.has_value());
       CHECK(record->kind == RecordKind::Metadata);
     }
-    for (const auto& [key, value] : s.rows(Table::History)) CHECK(value.size() == 1);
+    CHECK(order == std::vector<std::string>{"/", "/@0", "/@1", "/k", "/k@1", "/k@2",
+                                            "/k@3", "/k/c", "/k/c@3"});
     const auto k = s.rows(Table::Changes);
     CHECK(decode_record(k.at(change_key(2, "/k")))->kind == RecordKind::Value);
     CHECK(decode_record(k.at(change_key(3, "/k")))->kind == RecordKind::Metadata);
@@ -270,7 +277,7 @@ TEST_CASE("kv layout: a snapshot whose versions disagree with each other or with
       // A value row lost with its index entry: a metadata version comes first.
       {[](WriteTxn& t) {
          t.erase(Table::Changes, change_key(1, "/k"));
-         t.erase(Table::History, history_key("/k", 1));
+         t.erase(Table::Nodes, history_key("/k", 1));
        },
        "a node's versions do not follow one another"},
       // The index without its row.
@@ -278,7 +285,7 @@ TEST_CASE("kv layout: a snapshot whose versions disagree with each other or with
        "the history index disagrees with the changes"},
       // The index naming another kind.
       {[](WriteTxn& t) {
-         t.put(Table::History, history_key("/k", 2), encode_kind(RecordKind::Value));
+         t.put(Table::Nodes, history_key("/k", 2), encode_kind(RecordKind::Value));
        },
        "the history index disagrees with the changes"},
       // A metadata version pointing at a revision without its value.
@@ -313,7 +320,7 @@ TEST_CASE("kv layout: a snapshot whose versions disagree with each other or with
          NodeRecord tombstone;
          tombstone.kind = RecordKind::Tombstone;
          t.put(Table::Changes, change_key(2, "/z"), encode_record(tombstone));
-         t.put(Table::History, history_key("/z", 2), encode_kind(RecordKind::Tombstone));
+         t.put(Table::Nodes, history_key("/z", 2), encode_kind(RecordKind::Tombstone));
        },
        "a node's versions do not follow one another"},
       // A version beyond the revision (a watcher replaying it would pass the head).
@@ -321,7 +328,7 @@ TEST_CASE("kv layout: a snapshot whose versions disagree with each other or with
          NodeRecord created;
          created.node.create_revision = created.node.mod_revision = 9;
          t.put(Table::Changes, change_key(9, "/later"), encode_record(created));
-         t.put(Table::History, history_key("/later", 9), encode_kind(RecordKind::Value));
+         t.put(Table::Nodes, history_key("/later", 9), encode_kind(RecordKind::Value));
          created.kind = RecordKind::Metadata;
          t.put(Table::Nodes, "/later", encode_record(created));
        },
@@ -365,5 +372,47 @@ TEST_CASE("kv layout: opening a store of another layout format is an error namin
       CHECK(std::string(e.what()).find("layout format 2") != std::string::npos);
       CHECK(std::string(e.what()).find("format 3") != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("kv layout: walks over the live nodes step over the version index, of live and deleted nodes") {
+  for (Backend backend : backends) {
+    CAPTURE(std::string(to_string(backend)));
+    Replica r(backend);
+    Op parents = Op::put("/d/a", "a0");
+    parents.parents = true;
+    REQUIRE(r.op(parents).ok());                        // 1: /d and /d/a
+    REQUIRE(r.op(Op::create("/d/b", "b")).ok());        // 2
+    REQUIRE(r.op(Op::create("/d/b-x", "bx")).ok());     // 3: sorts between /d/b's rows and /d/c
+    REQUIRE(r.op(Op::create("/d/c", "c")).ok());        // 4
+    for (int i = 1; i <= 20; ++i) REQUIRE(r.op(Op::put("/d/a", "a" + std::to_string(i))).ok());
+    REQUIRE(r.op(Op::remove("/d/b")).ok());             // 25: its versions stay, no live row
+    const Revision before_delete = 24;
+
+    CHECK(r->list("/d", {}).value.names == std::vector<std::string>{"a", "b-x", "c"});
+    std::vector<std::string> paths;
+    for (const auto& kv : all_nodes(r.sm())) paths.push_back(kv.path);
+    CHECK(paths == std::vector<std::string>{"/", "/d", "/d/a", "/d/b-x", "/d/c"});
+    CHECK(r->get("/d/a").value.value == "a20");
+    // Paged: each page starts after the last path, past its versions.
+    RangeOptions paged;
+    paged.limit = 1;
+    paged.start_after = "/d/a";
+    const auto page = r->range("/d", paged);
+    REQUIRE(page.ok());
+    REQUIRE(page.value.nodes.size() == 1);
+    CHECK(page.value.nodes[0].path == "/d/b-x");
+    // In the past, the deleted node is there.
+    CHECK(r->list("/d", ListOptions{before_delete, "", 0}).value.names ==
+          std::vector<std::string>{"a", "b", "b-x", "c"});
+    CHECK(r->get("/d/a", 10).value.value == "a6");
+    CHECK(r->get("/d/b", before_delete).value.value == "b");
+    // A recursive delete finds the live descendants only.
+    Op remove = Op::remove("/d");
+    remove.recursive = true;
+    const Result removed = r.op(remove);
+    REQUIRE(removed.ok());
+    CHECK(removed.ops.at(0).deleted == 4);  // /d, /d/a, /d/b-x, /d/c
+    CHECK(all_nodes(r.sm()).size() == 1);
   }
 }
