@@ -169,11 +169,13 @@ std::optional<NodeRecord> decode_record(std::string_view bytes) {
   return record;
 }
 
-std::optional<ChangeKind> decode_change_kind(std::string_view bytes) {
+std::string encode_kind(RecordKind kind) { return std::string(1, static_cast<char>(kind)); }
+
+std::optional<RecordKind> decode_kind(std::string_view bytes) {
   if (bytes.size() != 1) return std::nullopt;
   const auto kind = static_cast<std::uint8_t>(bytes[0]);
-  if (kind < 1 || kind > 4) return std::nullopt;
-  return static_cast<ChangeKind>(kind);
+  if (kind < 1 || kind > 3) return std::nullopt;
+  return static_cast<RecordKind>(kind);
 }
 
 std::string encode_session(const SessionRecord& record) {

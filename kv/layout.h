@@ -4,16 +4,25 @@
 //
 //   Meta        "applied_index" | "revision" | "compact_revision" | "format" | "session_count"
 //               | "lease_next" | "lease_count" -> u64
-//   Nodes       path -> NodeRecord (kind Value)
-//   History     path \0 u64 revision -> NodeRecord (any kind): the node as it was after that
-//               revision; a node's versions are adjacent, oldest first
-//   Changes     u64 revision path -> ChangeKind: every node a revision touched, in (revision,
-//               path) order, which is the order watchers receive events in
+//   Nodes       path -> NodeRecord (kind Metadata): the live node without its value; the value
+//               is in the Changes row (mod_revision, path)
+//               path \0 u64 revision -> RecordKind (1 byte): the version index, listing each
+//               node's versions in Changes, oldest first, right after the node's live row (a
+//               deleted node keeps its versions here until compaction), for reads at a past
+//               revision and for compaction
+//   Changes     u64 revision path -> NodeRecord (any kind): the node as it was after that
+//               revision, the only place values are stored. Keys grow with the revision, so a
+//               write appends at the end of the B-tree; (revision, path) order is the order
+//               watchers receive events in
 //   Sessions    u64 session -> SessionRecord
 //   SessionLru  u64 last applied index u64 session -> "" (least recently used first)
 //   Leases      u64 lease -> LeaseRecord
 //   LeaseKeys   u64 lease path -> "": the keys of each lease, so revoking one finds its keys
 //               without a scan; kept equal to {(node.lease, path) : node.lease != 0}
+//
+// Each value is stored once, and a write to a node dirties one random leaf page, in Nodes, where
+// its live row and its new index row sit side by side; its value goes to the end of Changes.
+// Walks over the live nodes seek past each path's index rows (history_key_end).
 #pragma once
 
 #include <cstdint>
@@ -27,8 +36,9 @@
 namespace coord::kv {
 
 // Bumped when the layout changes incompatibly; restore() and open refuse other formats.
-// 2: the lease tables and meta rows.
-inline constexpr std::uint64_t layout_format = 2;
+// 2: the lease tables and meta rows. 3: values stored once, in Changes; Nodes without values,
+// with the version index beside them; no History table.
+inline constexpr std::uint64_t layout_format = 3;
 
 namespace meta_key {
 inline constexpr std::string_view applied_index = "applied_index";
@@ -46,6 +56,7 @@ std::string encode_u64(std::uint64_t v);  // 8 bytes, big-endian
 std::optional<std::uint64_t> decode_u64(std::string_view bytes);
 
 // --- Keys.
+// The version index key of `path` at `revision` (a Nodes row); a live row's key is the path.
 std::string history_key(std::string_view path, Revision revision);
 // The first key after every version of `path` (and before any other path that sorts after it).
 std::string history_key_end(std::string_view path);
@@ -53,6 +64,7 @@ struct HistoryKey {
   std::string_view path;
   Revision revision = 0;
 };
+// nullopt for a key that is not a version index key (a live row's path).
 std::optional<HistoryKey> parse_history_key(std::string_view key);
 
 std::string change_key(Revision revision, std::string_view path);
@@ -79,9 +91,10 @@ std::optional<LeaseKeysKey> parse_lease_keys_key(std::string_view key);
 
 // --- Records.
 enum class RecordKind : std::uint8_t {
-  Value = 1,      // a live node, value included (the nodes table, and history at mod_revision)
-  Metadata = 2,   // a live node whose value did not change at this revision (only its children
-                  // did): the value is in the history row at mod_revision
+  Value = 1,      // a live node whose value was written at this revision, value included (a
+                  // Changes row at mod_revision)
+  Metadata = 2,   // a live node without its value: the Nodes table, and Changes rows where only
+                  // its children changed. The value is in the Changes row at mod_revision
   Tombstone = 3,  // deleted at this revision
 };
 
@@ -97,13 +110,9 @@ struct NodeRecord {
 std::string encode_record(const NodeRecord& record);
 std::optional<NodeRecord> decode_record(std::string_view bytes);
 
-enum class ChangeKind : std::uint8_t {
-  Created = 1,
-  Updated = 2,
-  Deleted = 3,
-  Metadata = 4,  // children changed only: no watch event
-};
-std::optional<ChangeKind> decode_change_kind(std::string_view bytes);
+// A version index row's value: the kind of the Changes row it lists.
+std::string encode_kind(RecordKind kind);
+std::optional<RecordKind> decode_kind(std::string_view bytes);
 
 struct SessionRecord {
   std::uint64_t sequence = 0;  // the last sequence applied

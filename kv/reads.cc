@@ -5,83 +5,63 @@
 
 #include "kv/layout.h"
 #include "kv/path.h"
+#include "kv/versions.h"
 #include "raft/assert.h"
 
 namespace coord::kv {
 
 namespace {
 
-// A history row's record, checked as it is read back.
-NodeRecord history_record(std::string_view bytes) {
-  std::optional<NodeRecord> record = decode_record(bytes);
-  COORD_ASSERT(record.has_value(), "corrupt history record");
-  return std::move(*record);
-}
-
-// The value of a Metadata version lives in the row of the revision that last wrote it.
-void resolve_value(const ReadTxn& txn, std::string_view path, NodeRecord& record) {
-  if (record.kind != RecordKind::Metadata) return;
-  const auto row = txn.get(Table::History, history_key(path, record.node.mod_revision));
-  COORD_ASSERT(row.has_value(), "history lost the value of a retained version");
-  NodeRecord data = history_record(*row);
-  COORD_ASSERT(data.kind == RecordKind::Value, "a value version that holds no value");
-  record.node.value = std::move(data.node.value);
-  record.kind = RecordKind::Value;
-}
-
-// The node at `path` after revision `revision`, from the history; nullopt when absent then.
-std::optional<Node> history_node(const ReadTxn& txn, Cursor& cursor, std::string_view path,
-                                 Revision revision, bool with_value) {
-  if (!cursor.seek_before(history_key(path, revision + 1))) return std::nullopt;
-  const auto key = parse_history_key(cursor.key());
-  COORD_ASSERT(key.has_value(), "corrupt history key");
-  if (key->path != path) return std::nullopt;
-  NodeRecord record = history_record(cursor.value());
-  if (record.kind == RecordKind::Tombstone) return std::nullopt;
-  if (with_value) resolve_value(txn, path, record);
-  if (!with_value) record.node.value.clear();
-  return std::move(record.node);
-}
-
-// Walks distinct paths in byte order, in the Nodes table (current state) or the History table
-// (the state after a past revision; paths that were absent then are still visited, with no
-// node).
+// Walks distinct paths in byte order through the Nodes table, whose rows are live nodes (key:
+// path) and the version index (key: path \0 revision, right after the path's live row): at the
+// current state it visits the live rows only; after a past revision every path with a row
+// (paths that were absent then are still visited, with no node). Each step seeks past the
+// path's versions. Values are looked up in Changes only when asked for.
 class PathCursor {
  public:
   PathCursor(const ReadTxn& txn, ReadPoint at)
       : txn_(txn),
         at_(at),
-        rows_(txn.cursor(at.past ? Table::History : Table::Nodes)),
-        versions_(at.past ? txn.cursor(Table::History) : nullptr) {}
+        rows_(txn.cursor(Table::Nodes)),
+        versions_(at.past ? txn.cursor(Table::Nodes) : nullptr) {}
 
   // The first path >= key.
   bool seek(std::string_view key) { return settle(rows_->seek(key)); }
-  bool next() {
-    if (!at_.past) return settle(rows_->next());
-    return settle(rows_->seek(history_key_end(path_)));
-  }
+  bool next() { return settle(rows_->seek(history_key_end(path_))); }
   bool valid() const { return valid_; }
   std::string_view path() const { return path_; }
   std::optional<Node> node(bool with_value) const {
-    if (at_.past) return history_node(txn_, *versions_, path_, *at_.past, with_value);
+    if (at_.past) return node_at(txn_, *versions_, path_, *at_.past, with_value);
     std::optional<NodeRecord> record = decode_record(rows_->value());
-    COORD_ASSERT(record && record->kind == RecordKind::Value, "corrupt node record");
-    if (!with_value) record->node.value.clear();
+    COORD_ASSERT(record && record->kind == RecordKind::Metadata, "corrupt node record");
+    if (with_value) resolve_value(txn_, path_, *record);
     return std::move(record->node);
+  }
+  // Whether the node exists at the read point: the index alone says so.
+  bool present() const {
+    if (!at_.past) return true;
+    const std::optional<VersionRef> ref = version_at(*versions_, path_, *at_.past);
+    return ref && ref->kind != RecordKind::Tombstone;
   }
 
  private:
   bool settle(bool found) {
-    valid_ = found;
-    if (!found) return false;
-    if (at_.past) {
+    for (; found; found = rows_->seek(history_key_end(path_))) {
       const auto key = parse_history_key(rows_->key());
-      COORD_ASSERT(key.has_value(), "corrupt history key");
+      if (!key) {  // a live row
+        path_.assign(rows_->key());
+        valid_ = true;
+        return true;
+      }
       path_.assign(key->path);
-    } else {
-      path_.assign(rows_->key());
+      // Versions without a live row before them: a node absent now, present in the past.
+      if (at_.past) {
+        valid_ = true;
+        return true;
+      }
     }
-    return true;
+    valid_ = false;
+    return false;
   }
 
   const ReadTxn& txn_;
@@ -92,8 +72,8 @@ class PathCursor {
   bool valid_ = false;
 };
 
-// The smallest key after `path` and all of its versions, yet before its siblings that extend
-// it ("/a/b" -> "/a/b\x01" < "/a/b-c" < "/a/b/c").
+// The smallest key after `path`, its live row and all of its versions, yet before its siblings
+// that extend it ("/a/b" -> "/a/b\x01" < "/a/b-c" < "/a/b/c").
 std::string after_path(std::string_view path) { return history_key_end(path); }
 
 }  // namespace
@@ -102,7 +82,8 @@ std::optional<NodeRecord> read_record(const ReadTxn& txn, std::string_view path)
   const auto row = txn.get(Table::Nodes, path);
   if (!row) return std::nullopt;
   std::optional<NodeRecord> record = decode_record(*row);
-  COORD_ASSERT(record && record->kind == RecordKind::Value, "corrupt node record");
+  COORD_ASSERT(record && record->kind == RecordKind::Metadata, "corrupt node record");
+  resolve_value(txn, path, *record);
   return record;
 }
 
@@ -141,8 +122,8 @@ std::vector<Lease> read_leases(const ReadTxn& txn) {
 
 std::optional<Node> read_node(const ReadTxn& txn, std::string_view path, ReadPoint at) {
   if (at.past) {
-    const auto cursor = txn.cursor(Table::History);
-    return history_node(txn, *cursor, path, *at.past, /*with_value=*/true);
+    const auto cursor = txn.cursor(Table::Nodes);
+    return node_at(txn, *cursor, path, *at.past, /*with_value=*/true);
   }
   std::optional<NodeRecord> record = read_record(txn, path);
   if (!record) return std::nullopt;
@@ -166,7 +147,7 @@ ListPage read_children(const ReadTxn& txn, std::string_view path, std::string_vi
       cursor.seek(prefix + std::string(rest.substr(0, slash)) + '0');
       continue;
     }
-    if (cursor.node(/*with_value=*/false)) {
+    if (cursor.present()) {
       if (page.names.size() == limit) {
         page.more = true;
         break;

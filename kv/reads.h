@@ -1,5 +1,6 @@
-// Reads of the tree, at the current revision (Nodes table) or a past one (History table). Both
-// go through one PathCursor, so list and range have a single implementation for both.
+// Reads of the tree, at the current revision (the live rows of Nodes) or a past one (the version
+// index beside them, into Changes). Both go through one PathCursor, so list and range have a
+// single implementation for both.
 // Reads never enter the Raft log: the host serves them locally once ReadIndex says so.
 #pragma once
 
@@ -73,7 +74,8 @@ ListPage read_children(const ReadTxn& txn, std::string_view path, std::string_vi
 RangePage read_range(const ReadTxn& txn, std::string_view path, std::string_view start_after,
                      std::size_t limit, std::size_t bytes_max, bool keys_only, ReadPoint at);
 
-// The live node record of `path` in the Nodes table, checked as it is read back.
+// The live node record of `path` in the Nodes table, checked as it is read back, value
+// included (from its Changes row): kind Value.
 std::optional<NodeRecord> read_record(const ReadTxn& txn, std::string_view path);
 
 // Leases are not versioned: they are read at the current state only.

@@ -91,16 +91,16 @@ bool valid_row(const SnapshotRow& row) {
              decode_u64(row.value).has_value();
     }
     case Table::Nodes: {
+      // A version index row (path \0 revision -> kind), or a live node.
+      if (const auto key = parse_history_key(row.key)) {
+        return valid_path(key->path) && decode_kind(row.value).has_value();
+      }
       const auto record = decode_record(row.value);
-      return valid_path(row.key) && record && record->kind == RecordKind::Value;
-    }
-    case Table::History: {
-      const auto key = parse_history_key(row.key);
-      return key && valid_path(key->path) && decode_record(row.value).has_value();
+      return valid_path(row.key) && record && record->kind == RecordKind::Metadata;
     }
     case Table::Changes: {
       const auto key = parse_change_key(row.key);
-      return key && valid_path(key->path) && decode_change_kind(row.value).has_value();
+      return key && valid_path(key->path) && decode_record(row.value).has_value();
     }
     case Table::Sessions: return row.key.size() == 8 && decode_session(row.value).has_value();
     case Table::SessionLru: return parse_session_lru_key(row.key).has_value() && row.value.empty();
@@ -131,6 +131,7 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
   for (const SnapshotRow& row : rows) {
     switch (row.table) {
       case Table::Nodes: {
+        if (parse_history_key(row.key)) break;  // a version index row
         const auto record = decode_record(row.value);  // checked by valid_row
         if (record->node.lease == 0) break;
         if (record->node.num_children != 0) return "an ephemeral node with children";
@@ -159,6 +160,87 @@ std::string lease_mismatch(const std::vector<SnapshotRow>& rows, std::uint64_t l
   }
   for (const auto& [lease, count] : counted) {
     if (count != 0 && !keys.contains(lease)) return "a lease's key count disagrees with its keys";
+  }
+  return "";
+}
+
+// The versions must agree with their index and with the nodes, so that no read or replay of
+// the restored state meets a missing row: the version index (in Nodes) lists exactly the rows
+// of Changes with their kinds; each node's versions follow one another as writes can (a
+// creation first or after a deletion; an update, a metadata change or a deletion of a node that
+// exists; compaction to R may leave a node's first version below R an update, never a
+// tombstone); every Metadata version and every node finds its value in the Value version at its
+// mod_revision; the live nodes are exactly the paths whose newest version is not a tombstone;
+// no version is beyond the revision. Returns why not, or "".
+std::string version_mismatch(const std::vector<SnapshotRow>& rows, Revision revision,
+                             Revision compact_revision) {
+  struct Version {
+    std::string_view path;
+    Revision revision = 0;
+    RecordKind kind = RecordKind::Value;
+    Revision create_revision = 0;
+    Revision mod_revision = 0;
+    bool operator<(const Version& o) const {
+      return path != o.path ? path < o.path : revision < o.revision;
+    }
+  };
+  std::vector<Version> stored;                                // Changes
+  std::vector<std::pair<std::string_view, Revision>> nodes;  // path, mod_revision
+  for (const SnapshotRow& row : rows) {
+    if (row.table == Table::Changes) {
+      const auto key = parse_change_key(row.key);  // checked by valid_row
+      const auto record = decode_record(row.value);
+      stored.push_back(Version{key->path, key->revision, record->kind,
+                               record->node.create_revision, record->node.mod_revision});
+    } else if (row.table == Table::Nodes && !parse_history_key(row.key)) {
+      nodes.emplace_back(row.key, decode_record(row.value)->node.mod_revision);
+    }
+  }
+  std::sort(stored.begin(), stored.end());  // the index's order: by path, then revision
+  // The index rows come in key order, which is that order too.
+  std::size_t indexed = 0;
+  for (const SnapshotRow& row : rows) {
+    if (row.table != Table::Nodes) continue;
+    const auto key = parse_history_key(row.key);
+    if (!key) continue;  // a live node
+    if (indexed == stored.size() || key->path != stored[indexed].path ||
+        key->revision != stored[indexed].revision ||
+        *decode_kind(row.value) != stored[indexed].kind) {
+      return "the history index disagrees with the changes";
+    }
+    ++indexed;
+  }
+  if (indexed != stored.size()) return "the history index disagrees with the changes";
+  const auto holds_value = [&](std::string_view path, Revision revision) {
+    const auto it = std::lower_bound(stored.begin(), stored.end(), Version{path, revision});
+    return it != stored.end() && it->path == path && it->revision == revision &&
+           it->kind == RecordKind::Value;
+  };
+  std::vector<std::string_view> live;  // paths whose newest version is not a tombstone
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    const Version& v = stored[i];
+    const bool first = i == 0 || stored[i - 1].path != v.path;
+    const bool existed = !first && stored[i - 1].kind != RecordKind::Tombstone;
+    const bool creation = v.kind == RecordKind::Value && v.create_revision == v.revision;
+    if (v.revision > revision) return "a version beyond the revision";
+    if (v.kind == RecordKind::Value && v.mod_revision != v.revision) {
+      return "a value version at a foreign revision";
+    }
+    const bool follows = creation                          ? !existed
+                         : first && v.revision < compact_revision ? v.kind == RecordKind::Value
+                                                                  : existed;
+    if (!follows) return "a node's versions do not follow one another";
+    if (v.kind == RecordKind::Metadata &&
+        (v.mod_revision >= v.revision || !holds_value(v.path, v.mod_revision))) {
+      return "a metadata version without its value";
+    }
+    const bool newest = i + 1 == stored.size() || stored[i + 1].path != v.path;
+    if (newest && v.kind != RecordKind::Tombstone) live.push_back(v.path);
+  }
+  if (live.size() != nodes.size()) return "the nodes disagree with their versions";
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (live[i] != nodes[i].first) return "the nodes disagree with their versions";
+    if (!holds_value(nodes[i].first, nodes[i].second)) return "a node without its value";
   }
   return "";
 }
@@ -298,7 +380,10 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   in.u64(out.header.revision);
   in.u64(out.header.compact_revision);
   in.u64(row_count);
-  if (format != layout_format) return invalid(fmt::format("format {}", format));
+  if (format != layout_format) {
+    return invalid(fmt::format("layout format {}; this build reads format {} only", format,
+                               layout_format));
+  }
   // Each row takes at least 9 bytes; refuse counts the bytes cannot hold before reserving.
   if (row_count > in.left() / 9) return invalid("row count beyond its bytes");
   out.rows.reserve(row_count);
@@ -356,6 +441,11 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   }
   if (!meta_lease_next || !meta_lease_count) return invalid("lease meta rows missing");
   if (const std::string why = lease_mismatch(out.rows, *meta_lease_count); !why.empty()) {
+    return invalid(why);
+  }
+  if (const std::string why =
+          version_mismatch(out.rows, out.header.revision, out.header.compact_revision);
+      !why.empty()) {
     return invalid(why);
   }
   return out;

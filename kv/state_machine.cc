@@ -76,15 +76,24 @@ void StateMachine::initialize() {
   {
     const auto txn = storage_.read();
     if (const auto format = txn->get(Table::Meta, meta_key::format)) {
-      COORD_ASSERT(decode_u64(*format) == layout_format, "storage has another layout format");
+      const std::optional<std::uint64_t> found = decode_u64(*format);
+      if (found != layout_format) {
+        throw StorageError(storage_error_format,
+                           fmt::format("the state storage has layout format {}; this build reads "
+                                       "format {} only",
+                                       found ? fmt::to_string(*found) : "(unreadable)",
+                                       layout_format));
+      }
       return;
     }
   }
   // A fresh store: the root exists from revision 0 on.
   const auto txn = storage_.write();
-  const std::string root = encode_record(NodeRecord{});
-  txn->put(Table::Nodes, "/", root);
-  txn->put(Table::History, history_key("/", 0), root);
+  NodeRecord root;
+  txn->put(Table::Changes, change_key(0, "/"), encode_record(root));
+  txn->put(Table::Nodes, history_key("/", 0), encode_kind(RecordKind::Value));
+  root.kind = RecordKind::Metadata;
+  txn->put(Table::Nodes, "/", encode_record(root));
   txn->put(Table::Meta, meta_key::format, encode_u64(layout_format));
   txn->put(Table::Meta, meta_key::applied_index, encode_u64(0));
   txn->put(Table::Meta, meta_key::revision, encode_u64(0));
@@ -261,39 +270,40 @@ void StateMachine::write_changes(Batch& batch, ChangeSet& changes, Revision next
     }
     COORD_ASSERT(lease_after == 0 || change.after->node.num_children == 0,
                  "an ephemeral node with children");
-    ChangeKind kind = ChangeKind::Metadata;
+    // Nodes gets the node without its value and, beside it, the version's kind under the
+    // version key (the same leaf page, as a rule); Changes the version (with the value when
+    // this revision wrote it), at its end.
+    EventType type = EventType::Deleted;
+    RecordKind kind = RecordKind::Tombstone;
     if (change.after) {
       NodeRecord& after = *change.after;
-      after.kind = RecordKind::Value;
-      txn.put(Table::Nodes, path, encode_record(after));
       const bool written = after.node.mod_revision == next;
       COORD_ASSERT(written == change.value_changed, "a value change without a new mod_revision");
-      NodeRecord version = after;
-      version.kind = written ? RecordKind::Value : RecordKind::Metadata;
-      txn.put(Table::History, history_key(path, next), encode_record(version));
-      if (written) kind = change.before ? ChangeKind::Updated : ChangeKind::Created;
       COORD_ASSERT(!written || !change.before ||
                        change.before->node.create_revision == after.node.create_revision,
                    "a node deleted and recreated in one request");
+      kind = written ? RecordKind::Value : RecordKind::Metadata;
+      after.kind = kind;
+      txn.put(Table::Changes, change_key(next, path), encode_record(after));
+      after.kind = RecordKind::Metadata;
+      txn.put(Table::Nodes, path, encode_record(after));
+      after.kind = RecordKind::Value;
+      type = change.before ? EventType::Updated : EventType::Created;
     } else {
       COORD_ASSERT(change.before && change.value_changed, "deleting a node that did not exist");
       txn.erase(Table::Nodes, path);
       NodeRecord tombstone;
       tombstone.kind = RecordKind::Tombstone;
-      txn.put(Table::History, history_key(path, next), encode_record(tombstone));
-      kind = ChangeKind::Deleted;
+      txn.put(Table::Changes, change_key(next, path), encode_record(tombstone));
     }
-    txn.put(Table::Changes, change_key(next, path),
-            std::string(1, static_cast<char>(kind)));
+    txn.put(Table::Nodes, history_key(path, next), encode_kind(kind));
     if (!change.value_changed) continue;
     Event event;
-    event.type = kind == ChangeKind::Created   ? EventType::Created
-                 : kind == ChangeKind::Updated ? EventType::Updated
-                                               : EventType::Deleted;
+    event.type = type;
     event.path = path;
     event.revision = next;
     if (change.after) event.node = std::move(change.after->node);
-    if (change.before && kind != ChangeKind::Created) event.prev = std::move(change.before->node);
+    if (change.before && type != EventType::Created) event.prev = std::move(change.before->node);
     batch.events.push_back(std::move(event));
   }
   for (const auto& [lease, delta] : lease_delta) {
@@ -405,7 +415,7 @@ Result StateMachine::apply_compact(Batch& batch, const Compact& compact) {
   if (r <= batch.compact_revision) {
     return failed(compacted_status(r, batch.compact_revision), batch.revision);
   }
-  compact_history(*batch.txn, r);
+  compact_history(*batch.txn, batch.compact_revision, r);
   batch.compact_revision = r;
   return failed({}, batch.revision);
 }

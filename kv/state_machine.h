@@ -60,7 +60,8 @@ class SnapshotSource {
 class StateMachine final : private EventSource {
  public:
   // Opens the state in `storage`, initializing an empty one (the root "/" at revision 0).
-  // Aborts on a storage written by another layout format or on invalid limits.
+  // Throws StorageError (code storage_error_format) on a storage written in another layout
+  // format, naming both formats; aborts on invalid limits.
   StateMachine(Storage& storage, const Limits& limits = {});
 
   // Applies committed entries, which must follow applied_index() without a gap, in one storage

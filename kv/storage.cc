@@ -6,7 +6,6 @@ const char* table_name(Table table) {
   switch (table) {
     case Table::Meta: return "meta";
     case Table::Nodes: return "nodes";
-    case Table::History: return "history";
     case Table::Changes: return "changes";
     case Table::Sessions: return "sessions";
     case Table::SessionLru: return "session_lru";

@@ -19,20 +19,24 @@ namespace coord::kv {
 
 enum class Table : std::uint8_t {
   Meta = 0,        // applied index, revision, compaction point, format, session count
-  Nodes = 1,       // path -> node record (the current tree)
-  History = 2,     // path \0 revision -> version record (MVCC history)
-  Changes = 3,     // revision path -> change kind (what each revision touched, in order)
-  Sessions = 4,    // session id -> last sequence, last applied index, encoded result
-  SessionLru = 5,  // last applied index, session id -> "" (eviction order)
-  Leases = 6,      // lease id -> lease record (TTL, keep-alive count, key count)
-  LeaseKeys = 7,   // lease id path -> "" (the keys attached to each lease)
+  Nodes = 1,       // path -> node record without its value (the current tree), and
+                   // path \0 revision -> version kind (the index of each node's versions)
+  Changes = 2,     // revision path -> version record, values included (MVCC history, in order)
+  Sessions = 3,    // session id -> last sequence, last applied index, encoded result
+  SessionLru = 4,  // last applied index, session id -> "" (eviction order)
+  Leases = 5,      // lease id -> lease record (TTL, keep-alive count, key count)
+  LeaseKeys = 6,   // lease id path -> "" (the keys attached to each lease)
 };
-inline constexpr std::size_t table_count = 8;
+inline constexpr std::size_t table_count = 7;
 
 const char* table_name(Table table);
 
 // A backend failure (for LMDB: an mdb_* return code). Writes that throw leave the storage as it
 // was before the transaction: the transaction is aborted when it is destroyed.
+// The code of a StorageError for a store written in another layout format (kv/layout.h); the
+// value is LMDB's MDB_INCOMPATIBLE, so that one code means it for either backend.
+inline constexpr int storage_error_format = -30784;
+
 class StorageError : public std::runtime_error {
  public:
   StorageError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}

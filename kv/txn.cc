@@ -148,10 +148,10 @@ class Executor {
   }
 
  private:
-  std::optional<NodeRecord> lookup(std::string_view path) {
-    if (const auto it = changes_.find(path); it != changes_.end()) return it->second.after;
-    return read_record(state_, path);
-  }
+  // Through the overlay, which keeps what it read: a put looks its node up and then claims it,
+  // and each stored read costs a Nodes and a Changes lookup (take_changes drops the entries of
+  // nodes only read).
+  std::optional<NodeRecord> lookup(std::string_view path) { return touch(path).after; }
 
   // The overlay entry of `path`, loaded on first use.
   NodeChange& touch(std::string_view path) {
@@ -331,13 +331,19 @@ class Executor {
     std::set<std::string> found;
     bool truncated = false;
     {
+      // Live rows only: each step seeks past the path's versions (kv/layout.h).
       const auto rows = state_.cursor(Table::Nodes);
-      for (bool ok = rows->seek(prefix); ok && rows->key().starts_with(prefix); ok = rows->next()) {
+      std::string at;
+      for (bool ok = rows->seek(prefix); ok && rows->key().starts_with(prefix);
+           ok = rows->seek(history_key_end(at))) {
+        const auto version = parse_history_key(rows->key());
+        at.assign(version ? version->path : rows->key());
+        if (version) continue;  // versions of a node that is gone
         if (found.size() == scan_max) {
           truncated = true;
           break;
         }
-        found.emplace(rows->key());
+        found.emplace(at);
       }
     }
     for (auto it = changes_.lower_bound(prefix);

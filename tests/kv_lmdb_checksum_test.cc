@@ -154,16 +154,16 @@ TEST_CASE("kv lmdb checksums: a value under another key or table does not pass")
     REQUIRE(mdb_env_open(env, dir.db().c_str(), 0, 0644) == 0);
     MDB_txn* txn = nullptr;
     REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-    MDB_dbi nodes, history;
+    MDB_dbi nodes, changes;
     REQUIRE(mdb_dbi_open(txn, "nodes", 0, &nodes) == 0);
-    REQUIRE(mdb_dbi_open(txn, "history", MDB_CREATE, &history) == 0);
+    REQUIRE(mdb_dbi_open(txn, "changes", MDB_CREATE, &changes) == 0);
     std::string key3 = "/k/3", key4 = "/k/4";
     MDB_val k3{key3.size(), key3.data()}, k4{key4.size(), key4.data()}, v;
     REQUIRE(mdb_get(txn, nodes, &k3, &v) == 0);
     stored_under_3.assign(static_cast<const char*>(v.mv_data), v.mv_size);
     MDB_val copy{stored_under_3.size(), stored_under_3.data()};
     REQUIRE(mdb_put(txn, nodes, &k4, &copy, 0) == 0);
-    REQUIRE(mdb_put(txn, history, &k3, &copy, 0) == 0);
+    REQUIRE(mdb_put(txn, changes, &k3, &copy, 0) == 0);
     REQUIRE(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
   }
@@ -171,7 +171,7 @@ TEST_CASE("kv lmdb checksums: a value under another key or table does not pass")
   auto txn = storage.read();
   CHECK(txn->get(Table::Nodes, "/k/3") == value_of(3));
   CHECK(error_of([&] { (void)txn->get(Table::Nodes, "/k/4"); }).has_value());
-  CHECK(error_of([&] { (void)txn->get(Table::History, "/k/3"); }).has_value());
+  CHECK(error_of([&] { (void)txn->get(Table::Changes, "/k/3"); }).has_value());
 }
 
 TEST_CASE("kv lmdb checksums: a store written without checksums gets them when opened") {
