@@ -33,24 +33,16 @@
 #include "fuzz/kv_state.h"
 #include "kv/lmdb_storage.h"
 #include "kv/memory_storage.h"
+#include "kv/snapshot.h"
 #include "kv/state_machine.h"
 
 namespace {
 
 using namespace coord;
 
-std::uint64_t fnv1a(std::string_view bytes) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (char c : bytes) {
-    hash ^= static_cast<std::uint8_t>(c);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 void fix_checksum(std::string& bytes) {
   if (bytes.size() < 8) return;
-  const std::uint64_t sum = fnv1a(std::string_view(bytes).substr(0, bytes.size() - 8));
+  const std::uint64_t sum = kv::snapshot_checksum(std::string_view(bytes).substr(0, bytes.size() - 8));
   for (int i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>(sum >> (56 - 8 * i));
 }
 

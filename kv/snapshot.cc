@@ -23,15 +23,6 @@ constexpr std::string_view magic{"COORDKV\0", 8};
 constexpr std::size_t header_bytes = 8 + 5 * 8;
 constexpr std::size_t checksum_bytes = 8;
 
-std::uint64_t fnv1a(std::string_view bytes) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (char c : bytes) {
-    hash ^= static_cast<std::uint8_t>(c);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 void append_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
 }
@@ -368,7 +359,7 @@ Status SnapshotStreamCheck::finish() const {
 ParsedSnapshot parse_snapshot(std::string_view bytes) {
   if (bytes.size() < header_bytes + checksum_bytes) return invalid("truncated");
   const std::string_view covered = bytes.substr(0, bytes.size() - checksum_bytes);
-  if (decode_u64(bytes.substr(covered.size())) != fnv1a(covered)) return invalid("bad checksum");
+  if (decode_u64(bytes.substr(covered.size())) != snapshot_checksum(covered)) return invalid("bad checksum");
   Reader in(covered);
   std::string_view head;
   in.take(magic.size(), head);
@@ -449,6 +440,15 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
     return invalid(why);
   }
   return out;
+}
+
+std::uint64_t snapshot_checksum(std::string_view bytes) {
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
+  for (char c : bytes) {
+    hash ^= static_cast<std::uint8_t>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
 }
 
 }  // namespace coord::kv
