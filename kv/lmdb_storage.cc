@@ -1,15 +1,19 @@
 #include "kv/lmdb_storage.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "kv/lmdb_page_room.h"
 #include "kv/record_checksum.h"
 #include "raft/assert.h"
 
@@ -23,6 +27,17 @@ namespace {
 
 void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) fail(rc, what);
+}
+
+// The depth of the deepest table `txn` sees (LMDB's own included, through the table of tables).
+std::size_t deepest(MDB_txn* txn, const std::array<MDB_dbi, table_count>& dbis) {
+  std::size_t depth = 0;
+  for (const MDB_dbi dbi : dbis) {
+    MDB_stat stat;
+    check(mdb_stat(txn, dbi, &stat), "mdb_stat");
+    depth = std::max<std::size_t>(depth, stat.ms_depth);
+  }
+  return depth + 1;
 }
 
 MDB_val val(std::string_view s) {
@@ -117,9 +132,16 @@ class LmdbCursor final : public Cursor {
 // its cursors itself, so a cursor outliving it would be freed twice).
 class LmdbTxn : public WriteTxn {
  public:
-  LmdbTxn(MDB_env* env, const std::array<MDB_dbi, table_count>& dbis, const std::string& file, bool read_only)
-      : dbis_(dbis), file_(file), read_only_(read_only) {
+  // `room`: the blocks kept ahead of a MDB_WRITEMAP environment (nullptr without it).
+  LmdbTxn(MDB_env* env, const std::array<MDB_dbi, table_count>& dbis, const std::string& file, bool read_only,
+          PageRoom* room)
+      : dbis_(dbis), file_(file), read_only_(read_only), room_(read_only ? nullptr : room) {
     check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn_), "mdb_txn_begin");
+    if (room_ && !layout_matches(env, txn_)) {
+      mdb_txn_abort(std::exchange(txn_, nullptr));
+      throw StorageError(MDB_INCOMPATIBLE, fmt::format("kv store {}: the LMDB write transaction's next page "
+                                                       "no longer reads as it did at open", file_));
+    }
   }
   ~LmdbTxn() override {
     COORD_ASSERT(open_cursors_ == 0, "a cursor outlived its transaction");
@@ -148,6 +170,7 @@ class LmdbTxn : public WriteTxn {
     MDB_val k = val(key);
     MDB_val v;
     v.mv_size = record_checksum_bytes + value.size();
+    make_room(table, key.size() + v.mv_size);
     // MDB_RESERVE: LMDB makes the room, the checksum and the value are written straight into it.
     check(mdb_put(txn_, dbi(table), &k, &v, MDB_RESERVE), "mdb_put");
     write_checked_value(table, key, value, static_cast<char*>(v.mv_data));
@@ -155,6 +178,7 @@ class LmdbTxn : public WriteTxn {
 
   void erase(Table table, std::string_view key) override {
     writable();
+    make_room(table, 0);
     MDB_val k = val(key);
     const int rc = mdb_del(txn_, dbi(table), &k, nullptr);
     if (rc != MDB_NOTFOUND) check(rc, "mdb_del");
@@ -162,12 +186,14 @@ class LmdbTxn : public WriteTxn {
 
   void clear(Table table) override {
     writable();
+    make_room(table, 0);
     check(mdb_drop(txn_, dbi(table), 0), "mdb_drop");
   }
 
   void commit() override {
     writable();
     COORD_ASSERT(open_cursors_ == 0, "commit with open cursors");
+    if (room_) room_->ensure(next_page(txn_), room_->pages_for_commit(next_page(txn_), deepest(txn_, dbis_)));
     MDB_txn* txn = std::exchange(txn_, nullptr);  // freed by mdb_txn_commit, even on failure
     check(mdb_txn_commit(txn), "mdb_txn_commit");
   }
@@ -178,11 +204,22 @@ class LmdbTxn : public WriteTxn {
     COORD_ASSERT(txn_, "use after commit");
     COORD_ASSERT(!read_only_, "write in a read transaction");
   }
+  // Before LMDB may allocate pages for a change of `bytes`: their blocks exist, or the change is
+  // refused with ENOSPC (the transaction is then aborted, having changed nothing visible).
+  void make_room(Table table, std::size_t bytes) {
+    if (room_) room_->ensure(next_page(txn_), room_->pages_for_change(depth(dbi(table)), bytes));
+  }
+  std::size_t depth(MDB_dbi dbi) const {
+    MDB_stat stat;
+    check(mdb_stat(txn_, dbi, &stat), "mdb_stat");
+    return stat.ms_depth;
+  }
 
   MDB_txn* txn_ = nullptr;
   const std::array<MDB_dbi, table_count>& dbis_;
   const std::string& file_;
   bool read_only_;
+  PageRoom* room_;
   mutable int open_cursors_ = 0;
 };
 
@@ -192,30 +229,38 @@ LmdbStorage::LmdbStorage(const LmdbOptions& options) : file_(options.directory +
   if (::mkdir(options.directory.c_str(), 0755) != 0 && errno != EEXIST) {
     throw StorageError(errno, fmt::format("mkdir {}: {}", options.directory, std::strerror(errno)));
   }
-  check(mdb_env_create(&env_), "mdb_env_create");
+  open_env(options, options.write_map ? MDB_WRITEMAP : 0);
+  if (options.write_map && !start_page_room(options.map_bytes)) {
+    // This LMDB or this file system cannot keep blocks ahead of the map: without MDB_WRITEMAP,
+    // LMDB writes with pwrite, which reports a full disk as ENOSPC by itself.
+    mdb_env_close(std::exchange(env_, nullptr));
+    open_env(options, 0);
+  }
   try {
-    check(mdb_env_set_maxdbs(env_, table_count + 1), "mdb_env_set_maxdbs");
-    check(mdb_env_set_mapsize(env_, options.map_bytes), "mdb_env_set_mapsize");
-    check(mdb_env_set_maxreaders(env_, options.readers_max), "mdb_env_set_maxreaders");
-    // MDB_NOTLS: read transactions belong to their object, not their thread, so a pinned view
-    // can be handed to a snapshot thread.
-    unsigned flags = MDB_NOTLS;
-    if (!options.sync) flags |= MDB_NOSYNC;
-    check(mdb_env_open(env_, options.directory.c_str(), flags, 0644), "mdb_env_open");
-    // Reader slots of a killed process would otherwise pin old pages forever.
-    int dead_readers = 0;
-    check(mdb_reader_check(env_, &dead_readers), "mdb_reader_check");
-
     MDB_txn* txn = nullptr;
     check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
+    int rc = MDB_SUCCESS;
+    try {
+      // Creating the tables (in a new store) allocates pages.
+      if (room_) room_->ensure(next_page(txn), room_->pages_for_commit(next_page(txn), 1));
+    } catch (...) {
+      mdb_txn_abort(txn);
+      throw;
+    }
     for (std::size_t t = 0; t < table_count; ++t) {
-      const int rc = mdb_dbi_open(txn, table_name(static_cast<Table>(t)), MDB_CREATE, &dbis_[t]);
+      rc = mdb_dbi_open(txn, table_name(static_cast<Table>(t)), MDB_CREATE, &dbis_[t]);
       if (rc != MDB_SUCCESS) {
         mdb_txn_abort(txn);
         fail(rc, "mdb_dbi_open");
       }
     }
-    const int rc = add_checksums(txn);
+    try {
+      rc = add_checksums(txn);
+      if (rc == MDB_SUCCESS && room_) room_->ensure(next_page(txn), room_->pages_for_commit(next_page(txn), deepest(txn, dbis_)));
+    } catch (...) {
+      mdb_txn_abort(txn);
+      throw;
+    }
     if (rc != MDB_SUCCESS) {
       mdb_txn_abort(txn);
       fail(rc, "adding checksums");
@@ -226,6 +271,52 @@ LmdbStorage::LmdbStorage(const LmdbOptions& options) : file_(options.directory +
     mdb_env_close(env_);
     throw;
   }
+}
+
+void LmdbStorage::open_env(const LmdbOptions& options, unsigned extra_flags) {
+  check(mdb_env_create(&env_), "mdb_env_create");
+  try {
+    check(mdb_env_set_maxdbs(env_, table_count + 1), "mdb_env_set_maxdbs");
+    check(mdb_env_set_mapsize(env_, options.map_bytes), "mdb_env_set_mapsize");
+    check(mdb_env_set_maxreaders(env_, options.readers_max), "mdb_env_set_maxreaders");
+    // MDB_NOTLS: read transactions belong to their object, not their thread, so a pinned view
+    // can be handed to a snapshot thread.
+    unsigned flags = MDB_NOTLS | extra_flags;
+    if (!options.sync) flags |= MDB_NOSYNC;
+    check(mdb_env_open(env_, options.directory.c_str(), flags, 0644), "mdb_env_open");
+    // Reader slots of a killed process would otherwise pin old pages forever.
+    int dead_readers = 0;
+    check(mdb_reader_check(env_, &dead_readers), "mdb_reader_check");
+  } catch (...) {
+    mdb_env_close(std::exchange(env_, nullptr));
+    throw;
+  }
+}
+
+bool LmdbStorage::start_page_room(std::size_t map_bytes) {
+  int fd = -1;
+  MDB_stat stat;
+  MDB_envinfo info;
+  if (mdb_env_get_fd(env_, &fd) != MDB_SUCCESS || mdb_env_stat(env_, &stat) != MDB_SUCCESS ||
+      mdb_env_info(env_, &info) != MDB_SUCCESS) {
+    return false;
+  }
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(env_, nullptr, 0, &txn) != MDB_SUCCESS) return false;
+  const bool matches = layout_matches(env_, txn);
+  mdb_txn_abort(txn);
+  if (!matches) return false;
+  // The first page exists already: this only asks whether the file system can allocate ahead.
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(stat.ms_psize)) != 0 && errno != ENOSPC && errno != EDQUOT) {
+    return false;
+  }
+  // LMDB sized the file to the whole map (a sparse file): cut it back to the pages in use, so
+  // that it stays the size of its data for anyone who copies or measures it. PageRoom extends
+  // it as it allocates; LMDB never touches a page past the transaction's next one.
+  const std::size_t committed_pages = info.me_last_pgno + 1;
+  if (::ftruncate(fd, static_cast<off_t>(committed_pages * stat.ms_psize)) != 0) return false;
+  room_ = std::make_unique<PageRoom>(fd, stat.ms_psize, map_bytes, committed_pages);
+  return true;
 }
 
 LmdbStorage::~LmdbStorage() { mdb_env_close(env_); }
@@ -259,6 +350,7 @@ int LmdbStorage::add_checksums(MDB_txn* txn) {
     mdb_cursor_close(cursor);
     if (rc != MDB_NOTFOUND) return rc;
     for (const auto& [key, value] : rows) {
+      if (room_) room_->ensure(next_page(txn), room_->pages_for_change(deepest(txn, dbis_), key.size() + value.size()));
       MDB_val rk = val(key);
       MDB_val rv;
       rv.mv_size = record_checksum_bytes + value.size();
@@ -280,16 +372,18 @@ void LmdbStorage::verify() {
 }
 
 std::unique_ptr<ReadTxn> LmdbStorage::read() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true, nullptr);
 }
 
 std::unique_ptr<ReadTxn> LmdbStorage::pin() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true, nullptr);
 }
 
 std::unique_ptr<WriteTxn> LmdbStorage::write() {
-  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/false);
+  return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/false, room_.get());
 }
+
+std::uint64_t LmdbStorage::allocated_bytes() const { return room_ ? room_->allocated_bytes() : 0; }
 
 void LmdbStorage::sync() { check(mdb_env_sync(env_, 1), "mdb_env_sync"); }
 

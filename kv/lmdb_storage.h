@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,8 @@ struct MDB_env;
 struct MDB_txn;
 
 namespace coord::kv {
+
+class PageRoom;
 
 struct LmdbOptions {
   std::string directory;  // created if missing
@@ -32,6 +35,11 @@ struct LmdbOptions {
   // table and the key if one fails). Rows are checked whenever they are read anyway; this finds
   // damage before the store serves anything, at the cost of reading it all.
   bool verify = true;
+  // Open with MDB_WRITEMAP: a commit changes its pages in place in the shared mapping rather
+  // than writing each dirty page with pwrite, with the file's blocks allocated ahead so that a
+  // full disk is still an ENOSPC error, never SIGBUS (kv/lmdb_page_room.h). Ignored (the store
+  // opens without it) where this LMDB or this file system cannot allocate ahead.
+  bool write_map = true;
 };
 
 class LmdbStorage final : public Storage {
@@ -53,7 +61,15 @@ class LmdbStorage final : public Storage {
   // Key bytes LMDB accepts (511 unless LMDB was built otherwise).
   std::size_t key_bytes_max() const override;
 
+  // Whether the environment is open with MDB_WRITEMAP (LmdbOptions::write_map, where it works).
+  bool write_map() const { return room_ != nullptr; }
+  // Bytes of the data file with blocks allocated ahead (0 without MDB_WRITEMAP).
+  std::uint64_t allocated_bytes() const;
+
  private:
+  void open_env(const LmdbOptions& options, unsigned extra_flags);
+  // With MDB_WRITEMAP: whether blocks can be kept ahead of the map (room_ set up), or not.
+  bool start_page_room(std::size_t map_bytes);
   // Marks a new store as checksummed, or adds the checksums to one written without them.
   int add_checksums(MDB_txn* txn);
   void verify();
@@ -61,6 +77,7 @@ class LmdbStorage final : public Storage {
   std::string file_;  // DIR/data.mdb, for messages
   MDB_env* env_ = nullptr;
   std::array<unsigned, table_count> dbis_{};
+  std::unique_ptr<PageRoom> room_;  // with MDB_WRITEMAP only
 };
 
 }  // namespace coord::kv

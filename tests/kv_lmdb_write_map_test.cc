@@ -1,0 +1,153 @@
+// LmdbStorage with MDB_WRITEMAP (kv/lmdb_page_room.h): the data file stays the size of its
+// pages, and a full file system is a StorageError with ENOSPC that leaves the store as it was,
+// never a SIGBUS. A small tmpfs makes the file system full; mounting needs root, so without it
+// that case says so and passes nothing.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "kv/lmdb_storage.h"
+#include "kv/storage.h"
+#include "kv_test_util.h"
+
+namespace {
+
+using namespace coord::kv;
+using kvtest::TempDir;
+using kvtest::test_lmdb_options;
+
+std::uint64_t file_bytes(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string row_key(int i) { return fmt::format("/k/{:06}", i); }
+std::string row_value(int i, std::size_t bytes) { return std::string(bytes, static_cast<char>('a' + i % 26)); }
+
+// Writes rows [from, to) in one transaction.
+void write_rows(LmdbStorage& storage, int from, int to, std::size_t bytes) {
+  auto txn = storage.write();
+  for (int i = from; i < to; ++i) txn->put(Table::Nodes, row_key(i), row_value(i, bytes));
+  txn->commit();
+}
+
+void check_rows(LmdbStorage& storage, int from, int to, std::size_t bytes) {
+  auto txn = storage.read();
+  for (int i = from; i < to; ++i) {
+    const auto got = txn->get(Table::Nodes, row_key(i));
+    REQUIRE_MESSAGE(got.has_value(), row_key(i));
+    CHECK(*got == row_value(i, bytes));
+  }
+}
+
+// A tmpfs of `bytes` on `path`, unmounted at the end.
+class SmallFs {
+ public:
+  SmallFs(const std::string& path, std::size_t bytes) : path_(path) {
+    std::filesystem::create_directories(path);
+    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, fmt::format("size={}", bytes).c_str()) == 0;
+    if (!mounted_) error_ = std::strerror(errno);
+  }
+  ~SmallFs() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  SmallFs(const SmallFs&) = delete;
+  SmallFs& operator=(const SmallFs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+
+  // Writes a filler file until the file system is full.
+  void fill() {
+    std::ofstream out(filler(), std::ios::binary | std::ios::trunc);
+    const std::string block(4096, 'f');
+    for (int i = 0; i < 1 << 20 && out.write(block.data(), block.size()); ++i) {
+    }
+  }
+  void free_space() { std::filesystem::remove(filler()); }
+
+ private:
+  std::string filler() const { return path_ + "/filler"; }
+  std::string path_;
+  bool mounted_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
+TEST_CASE("kv lmdb write map: the data file is as big as its pages plus a little room, at open and as it grows") {
+  TempDir dir;
+  LmdbOptions options = test_lmdb_options(dir.path() + "/db");
+  REQUIRE(options.write_map);
+  const std::string file = options.directory + "/data.mdb";
+  {
+    LmdbStorage storage(options);
+    REQUIRE(storage.write_map());
+    // LMDB sizes a MDB_WRITEMAP file to the whole map (256 MiB here); it is cut back.
+    CHECK(file_bytes(file) == storage.allocated_bytes());
+    CHECK(file_bytes(file) < (std::uint64_t{4} << 20));
+    for (int batch = 0; batch < 20; ++batch) write_rows(storage, batch * 500, (batch + 1) * 500, 1000);
+    // 10,000 rows of about 1 KiB: the file grew with them, by a bounded margin.
+    CHECK(file_bytes(file) == storage.allocated_bytes());
+    CHECK(file_bytes(file) > (std::uint64_t{10} << 20));
+    CHECK(file_bytes(file) < (std::uint64_t{40} << 20));
+    check_rows(storage, 0, 10'000, 1000);
+  }
+  LmdbStorage reopened(options);
+  check_rows(reopened, 0, 10'000, 1000);
+  CHECK(file_bytes(file) < (std::uint64_t{40} << 20));
+}
+
+TEST_CASE("kv lmdb write map: one transaction far bigger than the room kept ahead gets its pages as it goes") {
+  TempDir dir;
+  LmdbOptions options = test_lmdb_options(dir.path() + "/db");
+  LmdbStorage storage(options);
+  REQUIRE(storage.write_map());
+  // About 60 MiB in one transaction (as a snapshot restore writes), with values on overflow pages.
+  write_rows(storage, 0, 6'000, 10'000);
+  check_rows(storage, 0, 6'000, 10'000);
+}
+
+TEST_CASE("kv lmdb write map: a full file system is ENOSPC before anything changes, and writes go on once there is room") {
+  TempDir dir;
+  SmallFs fs(dir.path() + "/fs", std::size_t{8} << 20);
+  if (!fs.mounted()) {
+    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
+    return;
+  }
+  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  LmdbStorage storage(options);
+  REQUIRE(storage.write_map());
+  write_rows(storage, 0, 100, 1000);
+
+  fs.fill();
+  // Transactions of 64 KiB until one finds no room: with the file's blocks not allocated ahead,
+  // LMDB would touch a page in a hole of the file and the process would die of SIGBUS.
+  int written = 100;
+  int error = 0;
+  for (int attempt = 0; attempt < 200 && error == 0; ++attempt) {
+    try {
+      write_rows(storage, written, written + 16, 4000);
+      written += 16;
+    } catch (const StorageError& e) {
+      error = e.code();
+      CHECK_MESSAGE(e.code() == ENOSPC, e.what());
+    }
+  }
+  REQUIRE_MESSAGE(error != 0, "200 transactions of 64 KiB fit on a full 8 MiB file system");
+  check_rows(storage, 0, 100, 1000);
+  check_rows(storage, 100, written, 4000);
+  CHECK_FALSE(storage.read()->get(Table::Nodes, row_key(written)).has_value());
+
+  fs.free_space();
+  write_rows(storage, written, written + 16, 4000);
+  check_rows(storage, 0, 100, 1000);
+  check_rows(storage, 100, written + 16, 4000);
+}
