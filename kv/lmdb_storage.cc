@@ -165,6 +165,13 @@ class LmdbTxn : public WriteTxn {
     return std::make_unique<LmdbCursor>(txn_, dbi(table), table, file_, open_cursors_);
   }
 
+  std::uint64_t rows(Table table) const override {
+    COORD_ASSERT(txn_, "use after commit");
+    MDB_stat stat;
+    check(mdb_stat(txn_, dbi(table), &stat), "mdb_stat");
+    return stat.ms_entries;
+  }
+
   void put(Table table, std::string_view key, std::string_view value) override {
     writable();
     MDB_val k = val(key);

@@ -72,6 +72,7 @@ class LiveReadTxn final : public ReadTxn {
   std::unique_ptr<Cursor> cursor(Table table) const override {
     return std::make_unique<MapCursor>(rows_of(tables_, table));
   }
+  std::uint64_t rows(Table table) const override { return rows_of(tables_, table).size(); }
 
  private:
   const Tables& tables_;
@@ -87,6 +88,7 @@ class PinnedReadTxn final : public ReadTxn {
   std::unique_ptr<Cursor> cursor(Table table) const override {
     return std::make_unique<MapCursor>(rows_of(tables_, table));
   }
+  std::uint64_t rows(Table table) const override { return rows_of(tables_, table).size(); }
 
  private:
   Tables tables_;
@@ -111,6 +113,7 @@ class MemoryWriteTxn final : public WriteTxn {
   std::unique_ptr<Cursor> cursor(Table table) const override {
     return std::make_unique<MapCursor>(rows_of(storage_.tables_, table));
   }
+  std::uint64_t rows(Table table) const override { return rows_of(storage_.tables_, table).size(); }
 
   void put(Table table, std::string_view key, std::string_view value) override {
     COORD_ASSERT(!committed_, "write after commit");

@@ -37,7 +37,7 @@ using SnapshotSink = std::function<void(std::string_view)>;
 inline constexpr std::size_t snapshot_piece_bytes = std::size_t{1} << 20;
 
 // The same bytes as dump_snapshot, streamed: never more than a piece in memory, so a snapshot
-// of any size can go straight to a file. Walks the view twice (the header counts the rows).
+// of any size can go straight to a file. Walks the view once (the header takes its row count from ReadTxn::rows).
 void dump_snapshot(const ReadTxn& view, const SnapshotSink& sink);
 
 struct SnapshotRow {

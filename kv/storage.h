@@ -66,6 +66,9 @@ class ReadTxn {
   virtual std::optional<std::string> get(Table table, std::string_view key) const = 0;
   // A cursor must not outlive its transaction, nor be used across a write to the same table.
   virtual std::unique_ptr<Cursor> cursor(Table table) const = 0;
+  // The number of rows in `table`, without reading them (a snapshot's header needs it before
+  // its rows are written).
+  virtual std::uint64_t rows(Table table) const = 0;
 };
 
 // Sees its own writes. Destroying it without commit() undoes everything it wrote.

@@ -421,6 +421,7 @@ class CommitFailsOnce final : public Storage {
     Txn(std::unique_ptr<WriteTxn> inner, bool& fail) : inner_(std::move(inner)), fail_(fail) {}
     std::optional<std::string> get(Table t, std::string_view k) const override { return inner_->get(t, k); }
     std::unique_ptr<Cursor> cursor(Table t) const override { return inner_->cursor(t); }
+    std::uint64_t rows(Table t) const override { return inner_->rows(t); }
     void put(Table t, std::string_view k, std::string_view v) override { inner_->put(t, k, v); }
     void erase(Table t, std::string_view k) override { inner_->erase(t, k); }
     void clear(Table t) override { inner_->clear(t); }
