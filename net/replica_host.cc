@@ -58,6 +58,11 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       watches_(options.watch),
       data_dir_(data_dir),
       disk_full_(options.disk_full) {
+  {
+    const auto timeout = static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
+    const auto max_timeouts = static_cast<std::uint64_t>(std::max(1, options_.snapshot_refusal_backoff_max_timeouts));
+    snapshot_refusals_ = SnapshotRefusalBackoff(timeout, timeout * max_timeouts);
+  }
   // The member table: as saved, else (a data dir from before runtime membership, or a new one)
   // the initial cluster; a joining member starts knowing only itself.
   if (auto table = load_member_table(data_dir)) {
@@ -243,6 +248,7 @@ void ReplicaHost::do_tick() {
   expire_leases();
   auto_compact();
   release_sent_snapshot();
+  track_snapshot_refusals();
   finish_snapshot_check();
   maybe_advance_election_ticks();
 }
@@ -304,14 +310,33 @@ void ReplicaHost::finish_snapshot_check() {
   }
   const std::optional<std::string> error = snapshot_check_->result();
   if (!error) return;
+  if (snapshot_recheck_ &&
+      ticks_ < snapshot_recheck_started_tick_ +
+                   static_cast<std::uint64_t>(std::max(0, options_.snapshot_recheck_result_after_ticks))) {
+    return;
+  }
   const std::shared_ptr<const storage::SnapshotFile> file = snapshot_check_->file();
   snapshot_check_.reset();
-  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
-  if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
-  if (error->empty()) {
-    spdlog::info("snapshot file {} checked: intact", file->path());
-    unverified_snapshot_.reset();
-    return;
+  if (std::exchange(snapshot_recheck_, false)) {
+    // A re-check after a follower's refusal: nothing was held back but the chunks to the
+    // followers that refused. Intact: they cannot take it, and their backoff spaces the
+    // transfers; damaged: as after a restart, below.
+    if (file != log_->snapshot_file()) return;
+    if (error->empty()) {
+      spdlog::warn("snapshot file {} checked again: intact; {} member(s) refusing it get it less and less often",
+                   file->path(), snapshot_refusals_.followers().size());
+      return;
+    }
+    unverified_snapshot_ = file;
+    unverified_snapshot_index_ = log_->snapshot_meta().index;
+  } else {
+    // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
+    if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
+    if (error->empty()) {
+      spdlog::info("snapshot file {} checked: intact", file->path());
+      unverified_snapshot_.reset();
+      return;
+    }
   }
   // The file is damaged, but the state it was made from is intact here (a restart that did not
   // need the file): a fresh snapshot of the state replaces it, instead of stopping a member that
@@ -324,22 +349,57 @@ void ReplicaHost::finish_snapshot_check() {
 
 void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
   // A follower that holds nothing of a transfer whose later chunks we sent (it answers a chunk
-  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot: damage at rest
-  // since the file was written or checked is the one cause that is ours to repair, and it would
-  // be sent again and again. Checked again, off the loop, at most once per ten election
-  // timeouts; meanwhile no chunk of it leaves (send_raft).
+  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot. The core sends
+  // it the whole file again; when it keeps refusing, that would go on forever, so transfers to
+  // it back off (net/snapshot_refusals.h). Called before the core steps the answer.
   if (m.type != raft::MessageType::SnapshotResp || !m.reject || m.snapshot_offset != 0) return;
-  if (node_->role() != raft::Role::Leader || unverified_snapshot_ || snapshot_check_) return;
+  if (node_->role() != raft::Role::Leader) return;
+  const auto pr = node_->progress().find(m.from);
+  // Only the answer to a chunk past the start of the transfer under way: a repeated answer
+  // finds the core already back at its start, and counts once.
+  if (pr == node_->progress().end() || pr->second.state != raft::Progress::State::Snapshot ||
+      m.index != pr->second.snapshot_meta.index || pr->second.snapshot_offset == 0) {
+    return;
+  }
+  snapshot_refusals_.refused(m.from, pr->second.match, ticks_);
+  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent ({} time(s) in a row): the next transfer "
+               "to it waits {} more ticks",
+               m.from, m.index, snapshot_refusals_.refusals(m.from), snapshot_refusals_.hold_ticks(m.from));
+  // Damage at rest since the file was written or checked is the one cause that is ours to
+  // repair. Checked again, off the loop, at most once per ten election timeouts; meanwhile only
+  // the followers that refused it get no chunk of it (send_raft): for the others the file is
+  // as good as before, and a follower checks what it receives anyway.
+  if (unverified_snapshot_ || snapshot_check_) return;
   const auto& file = log_->snapshot_file();
   if (!file || m.index != log_->snapshot_meta().index) return;
   const std::uint64_t spacing = 10 * static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
   if (last_snapshot_recheck_tick_ && ticks_ < *last_snapshot_recheck_tick_ + spacing) return;
   last_snapshot_recheck_tick_ = ticks_;
-  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent: checking {} again", m.from, m.index,
-               file->path());
-  unverified_snapshot_ = file;
-  unverified_snapshot_index_ = m.index;
+  spdlog::warn("checking {} again", file->path());
+  snapshot_recheck_ = true;
+  snapshot_recheck_started_tick_ = ticks_;
   snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+}
+
+bool ReplicaHost::snapshot_refusal_holds(raft::NodeId to) {
+  if (!snapshot_refusals_.refusing(to)) return false;
+  if (const auto pr = node_->progress().find(to); pr != node_->progress().end()) {
+    snapshot_refusals_.progressed(to, pr->second.match);
+  }
+  return snapshot_refusals_.holding(to, ticks_) || (snapshot_recheck_ && snapshot_refusals_.refusing(to));
+}
+
+void ReplicaHost::track_snapshot_refusals() {
+  if (node_->role() != raft::Role::Leader) {
+    snapshot_refusals_.clear();
+    return;
+  }
+  std::vector<raft::NodeId> gone;
+  for (const auto& [id, f] : snapshot_refusals_.followers()) {
+    const auto pr = node_->progress().find(id);
+    if (pr == node_->progress().end() || pr->second.match > f.match) gone.push_back(id);
+  }
+  for (raft::NodeId id : gone) snapshot_refusals_.forget(id);
 }
 
 void ReplicaHost::forget_replaced_unverified_snapshot() {
@@ -358,6 +418,13 @@ void ReplicaHost::send_raft(const raft::Message& message) {
     if (snapshot_chunks_held_back_++ % 100 == 0) {
       spdlog::info("snapshot chunk for member {} held back: the snapshot file {} is not checked yet", message.to,
                    unverified_snapshot_->path());
+    }
+    return;
+  }
+  if (message.type == raft::MessageType::Snapshot && snapshot_refusal_holds(message.to)) {
+    // Dropped the same way; the core resends after its idle timeout, on hold or not.
+    if (snapshot_chunks_held_for_refusal_++ % 100 == 0) {
+      spdlog::info("snapshot chunk for member {} held back: it refused earlier transfers", message.to);
     }
     return;
   }

@@ -64,6 +64,7 @@
 #include "net/disk_full.h"
 #include "net/peer_codec.h"
 #include "net/snapshot_check.h"
+#include "net/snapshot_refusals.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -113,6 +114,12 @@ struct HostOptions {
   // Tests: the background check of a snapshot file a restart did not read starts only after
   // this many ticks (0: at once), to see what the host does while it has not finished.
   int snapshot_check_after_ticks = 0;
+  // A follower that refuses whole snapshot transfers (net/snapshot_refusals.h): the interval
+  // between transfers to it doubles from one election timeout up to this many.
+  int snapshot_refusal_backoff_max_timeouts = 32;
+  // Tests: the result of the re-check a follower's refusal starts is taken only this many ticks
+  // after it started (0: once done), to see what the host sends while it runs.
+  int snapshot_recheck_result_after_ticks = 0;
   // Initial election tick advance, as etcd 3.5 does it: once connections from enough voters are
   // up (a quorum counting this member, and at least two peers where there are two), count most
   // of an election timeout as already passed, leaving heartbeat_ticks + 1 ticks for a running
@@ -293,9 +300,14 @@ class ReplicaHost {
   void send_raft(const raft::Message& message);
   // The log's snapshot changed: the unverified file, if it was replaced, no longer matters.
   void forget_replaced_unverified_snapshot();
-  // A follower answered that it holds nothing of a snapshot transfer past its start: checks the
-  // leader's file again (rate-limited), as after a restart.
+  // A follower answered that it holds nothing of a snapshot transfer past its start: backs off
+  // transfers to it (net/snapshot_refusals.h) and checks the leader's file again (rate-limited),
+  // holding back only the chunks to the followers that refused it meanwhile.
   void recheck_refused_snapshot(const raft::Message& message);
+  // Whether a snapshot chunk to `to` is held back because it refused earlier transfers.
+  bool snapshot_refusal_holds(raft::NodeId to);
+  // On each tick: forgets the backoff of followers that progressed, left, or of a lost leadership.
+  void track_snapshot_refusals();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -415,6 +427,12 @@ class ReplicaHost {
   // the thresholds (at the same index, it replaces the damaged file's bytes).
   bool regenerate_snapshot_ = false;
   std::optional<std::uint64_t> last_snapshot_recheck_tick_;
+  // snapshot_check_ is a re-check after a follower's refusal (not the check after a restart):
+  // only the chunks to the followers that refused wait for it.
+  bool snapshot_recheck_ = false;
+  std::uint64_t snapshot_recheck_started_tick_ = 0;
+  SnapshotRefusalBackoff snapshot_refusals_{1, 1};  // set up in the constructor
+  std::uint64_t snapshot_chunks_held_for_refusal_ = 0;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;
