@@ -215,6 +215,8 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
 void ReplicaHost::tick() {
   if (failed_ || stopped_) return;
   ++wall_ticks_;
+  retry_member_table_save();
+  if (failed_) return;
   watches_.heartbeat(
       *sm_, wall_ticks_, [this](ConnectionId c) { return output_.queued_bytes(c); },
       [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
@@ -540,7 +542,7 @@ bool ReplicaHost::learn_from_hellos() {
   }
   if (changed) {
     if (auto no_room = save_members()) {
-      spdlog::warn("member table not saved ({}); saved again with the next applied entries", *no_room);
+      spdlog::warn("member table not saved ({}); tried again on the next ticks", *no_room);
     }
   }
   return changed;
@@ -559,7 +561,21 @@ std::optional<std::string> ReplicaHost::save_members() {
     return std::nullopt;
   }
   members_unsaved_ = false;
+  members_change_unsaved_ = false;
+  members_save_pause_ = 0;
   return std::nullopt;
+}
+
+void ReplicaHost::retry_member_table_save() {
+  if (!members_unsaved_ || failed_ || wall_ticks_ < members_save_retry_tick_) return;
+  if (auto no_room = save_members()) {
+    members_save_pause_ = std::clamp(members_save_pause_ * 2, options_.disk_full.retry_ticks_min,
+                                     std::max(options_.disk_full.retry_ticks_min, options_.disk_full.retry_ticks_max));
+    members_save_retry_tick_ = wall_ticks_ + std::max<std::uint64_t>(1, members_save_pause_);
+    spdlog::debug("member table still not saved ({}); next try in {} ticks", *no_room, members_save_pause_);
+    return;
+  }
+  if (!failed_) spdlog::info("member table saved (it had found no room before)");
 }
 
 void ReplicaHost::request(ConnectionId connection, const ClientRequest& request) {
@@ -903,8 +919,14 @@ std::optional<std::string> ReplicaHost::apply_membership(const std::vector<raft:
       }
     }
   }
-  // Also when an earlier save found no room: these entries were held until it succeeds.
-  if (changed || members_unsaved_) return save_members();
+  // Also when the save of a change applied earlier found no room: these are its entries, held
+  // until it succeeds (members_ already holds the change, so `changed` is false the second
+  // time). A table left unsaved by a hello is not theirs to wait for: the ticks retry it.
+  if (changed || members_change_unsaved_) {
+    auto no_room = save_members();
+    if (no_room) members_change_unsaved_ = true;
+    return no_room;
+  }
   return std::nullopt;
 }
 

@@ -330,9 +330,13 @@ class ReplicaHost {
   void answer_writes(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   // Members of the configuration known only from their hellos join the table; true if any did.
   bool learn_from_hellos();
-  // Saves the table. No room: it stays unsaved (members_unsaved_, saved again with the next
-  // applied entries) and the reason is returned; any other failure stops the member.
+  // Saves the table. No room: it stays unsaved (members_unsaved_, retried on the ticks) and the
+  // reason is returned; any other failure stops the member.
   std::optional<std::string> save_members();
+  // On each tick while the table is unsaved: tries again, with pauses as a held write's
+  // (net/disk_full.h). A table unsaved after a hello holds no applied entries: only a change
+  // applied from the log must be on disk before it counts as applied (apply_membership).
+  void retry_member_table_save();
   const MemberConfig* find_member(raft::NodeId id) const;
   const MemberConfig* find_member(std::string_view name) const;
   MemberInfo member_info(raft::NodeId id) const;
@@ -388,6 +392,10 @@ class ReplicaHost {
   // said about members not in it yet.
   std::map<raft::NodeId, MemberConfig> members_;
   bool members_unsaved_ = false;  // members_ differs from the saved table (the disk was full)
+  // ...and holds a change applied from the log, whose entries wait at the apply until it is saved.
+  bool members_change_unsaved_ = false;
+  std::uint64_t members_save_retry_tick_ = 0;  // wall tick of the next retry
+  std::uint64_t members_save_pause_ = 0;
   std::map<raft::NodeId, MemberConfig> heard_;
   struct PendingChange {
     ConnectionId connection;
