@@ -603,7 +603,7 @@ bool table_has(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("host: a member table that a hello could not save (no room) holds no applies; the ticks save it once there is room") {
+TEST_CASE("host: a member table that a hello could not save (no room) holds no applies, the ticks save it once there is room") {
   Fixture f;
   // The data directory on a file system of its own that the test fills; the log and the state
   // on file systems with room, so only DIR/members finds none.
