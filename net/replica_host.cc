@@ -363,17 +363,21 @@ void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
       m.index != pr->second.snapshot_meta.index || pr->second.snapshot_offset == 0) {
     return;
   }
-  snapshot_refusals_.refused(m.from, pr->second.match, ticks_);
+  note_snapshot_refusal(m.from, m.index, pr->second.match);
+}
+
+void ReplicaHost::note_snapshot_refusal(raft::NodeId from, raft::Index index, raft::Index match) {
+  snapshot_refusals_.refused(from, match, ticks_);
   spdlog::warn("member {} holds nothing of the snapshot at {} it was sent ({} time(s) in a row): the next transfer "
                "to it waits {} more ticks",
-               m.from, m.index, snapshot_refusals_.refusals(m.from), snapshot_refusals_.hold_ticks(m.from));
+               from, index, snapshot_refusals_.refusals(from), snapshot_refusals_.hold_ticks(from));
   // Damage at rest since the file was written or checked is the one cause that is ours to
   // repair. Checked again, off the loop, at most once per ten election timeouts; meanwhile only
   // the followers that refused it get no chunk of it (send_raft): for the others the file is
   // as good as before, and a follower checks what it receives anyway.
   if (unverified_snapshot_ || snapshot_check_) return;
   const auto& file = log_->snapshot_file();
-  if (!file || m.index != log_->snapshot_meta().index) return;
+  if (!file || index != log_->snapshot_meta().index) return;
   const std::uint64_t spacing = 10 * static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
   if (last_snapshot_recheck_tick_ && ticks_ < *last_snapshot_recheck_tick_ + spacing) return;
   last_snapshot_recheck_tick_ = ticks_;
@@ -383,18 +387,44 @@ void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
   snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
 }
 
-bool ReplicaHost::snapshot_refusal_holds(raft::NodeId to) {
-  if (!snapshot_refusals_.refusing(to)) return false;
-  if (const auto pr = node_->progress().find(to); pr != node_->progress().end()) {
-    snapshot_refusals_.progressed(to, pr->second.match);
+bool ReplicaHost::hold_refused_snapshot(const raft::Message& chunk) {
+  const raft::NodeId to = chunk.to;
+  const auto pr = node_->progress().find(to);
+  const raft::Index match = pr != node_->progress().end() ? pr->second.match : 0;
+  auto held = [&] {
+    if (!snapshot_refusals_.refusing(to)) return false;
+    snapshot_refusals_.progressed(to, match);
+    return snapshot_refusals_.holding(to, ticks_) || (snapshot_recheck_ && snapshot_refusals_.refusing(to));
+  };
+  if (chunk.snapshot_offset != 0 || !chunk.snapshot_done) return held();
+  // A snapshot in one chunk: a follower that refuses it answers nothing (it holds nothing of a
+  // later chunk to say so about), and the core sends the chunk again after its idle timeout.
+  // That resend, with no progress since the chunk went out, is the refusal.
+  auto sent = single_chunk_sent_.find(to);
+  if (sent != single_chunk_sent_.end() && sent->second.index == chunk.snapshot.index && match <= sent->second.match &&
+      !held()) {
+    single_chunk_sent_.erase(sent);
+    note_snapshot_refusal(to, chunk.snapshot.index, match);
   }
-  return snapshot_refusals_.holding(to, ticks_) || (snapshot_recheck_ && snapshot_refusals_.refusing(to));
+  if (held()) {
+    single_chunk_sent_.erase(to);  // not out: the next one that goes is no resend
+    return true;
+  }
+  single_chunk_sent_[to] = SingleChunkSent{chunk.snapshot.index, match};
+  return false;
 }
 
 void ReplicaHost::track_snapshot_refusals() {
   if (node_->role() != raft::Role::Leader) {
     snapshot_refusals_.clear();
+    single_chunk_sent_.clear();
     return;
+  }
+  for (auto it = single_chunk_sent_.begin(); it != single_chunk_sent_.end();) {
+    const auto pr = node_->progress().find(it->first);
+    const bool over = pr == node_->progress().end() || pr->second.state != raft::Progress::State::Snapshot ||
+                      pr->second.match > it->second.match;
+    it = over ? single_chunk_sent_.erase(it) : std::next(it);
   }
   std::vector<raft::NodeId> gone;
   for (const auto& [id, f] : snapshot_refusals_.followers()) {
@@ -423,7 +453,7 @@ void ReplicaHost::send_raft(const raft::Message& message) {
     }
     return;
   }
-  if (message.type == raft::MessageType::Snapshot && snapshot_refusal_holds(message.to)) {
+  if (message.type == raft::MessageType::Snapshot && hold_refused_snapshot(message)) {
     // Dropped the same way; the core resends after its idle timeout, on hold or not.
     if (snapshot_chunks_held_for_refusal_++ % 100 == 0) {
       spdlog::info("snapshot chunk for member {} held back: it refused earlier transfers", message.to);

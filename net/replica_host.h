@@ -304,8 +304,11 @@ class ReplicaHost {
   // transfers to it (net/snapshot_refusals.h) and checks the leader's file again (rate-limited),
   // holding back only the chunks to the followers that refused it meanwhile.
   void recheck_refused_snapshot(const raft::Message& message);
-  // Whether a snapshot chunk to `to` is held back because it refused earlier transfers.
-  bool snapshot_refusal_holds(raft::NodeId to);
+  // A follower refused the snapshot at `index`: backs off transfers to it, and re-checks the file.
+  void note_snapshot_refusal(raft::NodeId from, raft::Index index, raft::Index match);
+  // Whether a snapshot chunk is held back because its follower refused earlier transfers (and
+  // notes the refusal of a snapshot in one chunk, which the follower cannot answer).
+  bool hold_refused_snapshot(const raft::Message& chunk);
   // On each tick: forgets the backoff of followers that progressed, left, or of a lost leadership.
   void track_snapshot_refusals();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
@@ -441,6 +444,13 @@ class ReplicaHost {
   std::uint64_t snapshot_recheck_started_tick_ = 0;
   SnapshotRefusalBackoff snapshot_refusals_{1, 1};  // set up in the constructor
   std::uint64_t snapshot_chunks_held_for_refusal_ = 0;
+  // The single-chunk snapshot last sent to each follower and its match index then: sent again
+  // with no progress means it was refused.
+  struct SingleChunkSent {
+    raft::Index index = 0;
+    raft::Index match = 0;
+  };
+  std::map<raft::NodeId, SingleChunkSent> single_chunk_sent_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

@@ -2,7 +2,9 @@
 //
 // A follower that holds nothing of a transfer past its start (it answers a chunk after the
 // first with "I hold nothing": it refused the whole file, or restarted) gets the whole file
-// again from its first byte (raft/node.cc). When the file is intact and the follower still
+// again from its first byte (raft/node.cc); a snapshot in one chunk gets no answer at all, and
+// the core's resend of it with no progress is the refusal (net/replica_host.cc,
+// hold_refused_snapshot). When the file is intact and the follower still
 // cannot take it (a format it cannot read, a disk with no room), that would go on forever, one
 // whole file per election timeout. So the leader spaces the transfers to that follower: the
 // first refusal is resent at once (a follower that merely restarted is not delayed), after

@@ -549,3 +549,35 @@ TEST_CASE("one follower refusing snapshots delays no other: the re-check of the 
   CHECK(chunks_to_refuser_after == 0);
   CHECK(c.host(refuser).node().snapshot_meta().index < c.host(leader).node().snapshot_meta().index);
 }
+
+TEST_CASE("a follower that keeps refusing a snapshot sent in one chunk gets it less and less often too") {
+  // A refused single chunk gets no answer at all (there is no later chunk to answer "I hold
+  // nothing" to): the core's resend after its idle timeout is the refusal.
+  Cluster c;
+  c.options.raft.snapshot_chunk_bytes_max = std::size_t{1} << 20;
+  Lagging lag(c);
+  const int election = c.options.raft.election_ticks;
+  bool refusing = true;
+  refuse_snapshots(c, lag.leader, lag.lagging, &refusing);
+  std::vector<int> sends;
+  c.on_send = [&](std::size_t from, const raft::Message& m) {
+    if (from == lag.leader && m.to == c.id(lag.lagging) && m.type == raft::MessageType::Snapshot) {
+      CHECK((m.snapshot_offset == 0 && m.snapshot_done));  // the whole snapshot in one chunk
+      sends.push_back(c.tick_count);
+    }
+  };
+  c.connect_all();
+  c.tick(60 * election);
+  INFO("the chunk went out at ticks ", ticks_text(sends));
+  REQUIRE(sends.size() >= 4);
+  CHECK(sends.size() <= 7);  // without the backoff: about 60
+  for (std::size_t k = 2; k < sends.size(); ++k) {
+    CAPTURE(k);
+    CHECK(sends[k] - sends[k - 1] >= sends[k - 1] - sends[k - 2]);
+  }
+  CHECK(sends.back() - sends[sends.size() - 2] >= 8 * election);
+  CHECK(c.host(lag.lagging).node().snapshot_meta().index == lag.lagging_snapshot_index);
+  refusing = false;
+  for (int t = 0; t < 40 * election && !caught_up(c, lag.lagging, lag.leader); ++t) c.tick();
+  CHECK(caught_up(c, lag.lagging, lag.leader));
+}
