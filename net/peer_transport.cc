@@ -142,6 +142,20 @@ void PeerTransport::schedule_redial(Peer& peer, const std::string& reason) {
   if (rc < 0) spdlog::error("peer {}: uv_timer_start: {}", peer.member.name, uv_error_text(rc));
 }
 
+void PeerTransport::redial_now(raft::NodeId id) {
+  auto it = peers_.find(id);
+  if (it == peers_.end() || closed_) return;
+  Peer& peer = it->second;
+  // Only a peer we are waiting to redial: a connection (or an attempt) we have is left alone.
+  if (peer.connection != nullptr || peer.timer == nullptr) return;
+  // It just dialled us, so it is up (a restarted member, say): our messages, a leader's
+  // heartbeats among them, should not wait out up to reconnect_backoff_max_ms more.
+  (void)uv_timer_stop(peer.timer);
+  peer.backoff_ms = 0;
+  spdlog::info("peer {} ({}) dialled us: redialling it now", peer.member.name, peer.member.peer_address);
+  dial(peer);
+}
+
 void PeerTransport::send(const raft::Message& message) {
   auto it = peers_.find(message.to);
   if (it == peers_.end()) {
@@ -226,6 +240,7 @@ void PeerTransport::on_frame(Connection& connection, Frame frame) {
     }
     in.from = hello->from;
     spdlog::info("peer {} connected from {} client_address={}", hello->name, connection.remote(), hello->client_address);
+    redial_now(hello->from);
     return;
   }
   if (frame.kind != FrameKind::RaftMessage) {

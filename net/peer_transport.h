@@ -13,7 +13,7 @@
 // Raft tolerates lost messages (it retries on its own timers), so the transport never blocks
 // the loop and never buffers without bound: messages to a peer that is not connected, or whose
 // send queue is full, are dropped and counted. A lost connection is redialled with exponential
-// backoff and jitter.
+// backoff and jitter, and at once when the peer's own hello shows it is up again.
 #pragma once
 
 #include <uv.h>
@@ -108,6 +108,8 @@ class PeerTransport final : private Connection::Handler {
   void on_incoming(Listener& listener);
   void dial(Peer& peer);
   void schedule_redial(Peer& peer, const std::string& reason);
+  // The peer's hello came in: if we are backing off from redialling it, dial it now.
+  void redial_now(raft::NodeId id);
   void check_hello_deadlines();
 
   // Connection::Handler

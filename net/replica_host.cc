@@ -58,6 +58,11 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
       watches_(options.watch),
       data_dir_(data_dir),
       disk_full_(options.disk_full) {
+  {
+    const auto timeout = static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
+    const auto max_timeouts = static_cast<std::uint64_t>(std::max(1, options_.snapshot_refusal_backoff_max_timeouts));
+    snapshot_refusals_ = SnapshotRefusalBackoff(timeout, timeout * max_timeouts);
+  }
   // The member table: as saved, else (a data dir from before runtime membership, or a new one)
   // the initial cluster; a joining member starts knowing only itself.
   if (auto table = load_member_table(data_dir)) {
@@ -210,6 +215,8 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
 void ReplicaHost::tick() {
   if (failed_ || stopped_) return;
   ++wall_ticks_;
+  retry_member_table_save();
+  if (failed_) return;
   watches_.heartbeat(
       *sm_, wall_ticks_, [this](ConnectionId c) { return output_.queued_bytes(c); },
       [this](ConnectionId c, const ClientResponse& r) { output_.respond(c, r); });
@@ -243,6 +250,7 @@ void ReplicaHost::do_tick() {
   expire_leases();
   auto_compact();
   release_sent_snapshot();
+  track_snapshot_refusals();
   finish_snapshot_check();
   maybe_advance_election_ticks();
 }
@@ -304,14 +312,33 @@ void ReplicaHost::finish_snapshot_check() {
   }
   const std::optional<std::string> error = snapshot_check_->result();
   if (!error) return;
+  if (snapshot_recheck_ &&
+      ticks_ < snapshot_recheck_started_tick_ +
+                   static_cast<std::uint64_t>(std::max(0, options_.snapshot_recheck_result_after_ticks))) {
+    return;
+  }
   const std::shared_ptr<const storage::SnapshotFile> file = snapshot_check_->file();
   snapshot_check_.reset();
-  // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
-  if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
-  if (error->empty()) {
-    spdlog::info("snapshot file {} checked: intact", file->path());
-    unverified_snapshot_.reset();
-    return;
+  if (std::exchange(snapshot_recheck_, false)) {
+    // A re-check after a follower's refusal: nothing was held back but the chunks to the
+    // followers that refused. Intact: they cannot take it, and their backoff spaces the
+    // transfers; damaged: as after a restart, below.
+    if (file != log_->snapshot_file()) return;
+    if (error->empty()) {
+      spdlog::warn("snapshot file {} checked again: intact; {} member(s) refusing it get it less and less often",
+                   file->path(), snapshot_refusals_.followers().size());
+      return;
+    }
+    unverified_snapshot_ = file;
+    unverified_snapshot_index_ = log_->snapshot_meta().index;
+  } else {
+    // Damage in a file a newer snapshot has replaced meanwhile is no longer anyone's concern.
+    if (file != unverified_snapshot_ || file != log_->snapshot_file()) return;
+    if (error->empty()) {
+      spdlog::info("snapshot file {} checked: intact", file->path());
+      unverified_snapshot_.reset();
+      return;
+    }
   }
   // The file is damaged, but the state it was made from is intact here (a restart that did not
   // need the file): a fresh snapshot of the state replaces it, instead of stopping a member that
@@ -324,22 +351,87 @@ void ReplicaHost::finish_snapshot_check() {
 
 void ReplicaHost::recheck_refused_snapshot(const raft::Message& m) {
   // A follower that holds nothing of a transfer whose later chunks we sent (it answers a chunk
-  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot: damage at rest
-  // since the file was written or checked is the one cause that is ours to repair, and it would
-  // be sent again and again. Checked again, off the loop, at most once per ten election
-  // timeouts; meanwhile no chunk of it leaves (send_raft).
+  // past offset 0 with a reject at 0) restarted, or refused the whole snapshot. The core sends
+  // it the whole file again; when it keeps refusing, that would go on forever, so transfers to
+  // it back off (net/snapshot_refusals.h). Called before the core steps the answer.
   if (m.type != raft::MessageType::SnapshotResp || !m.reject || m.snapshot_offset != 0) return;
-  if (node_->role() != raft::Role::Leader || unverified_snapshot_ || snapshot_check_) return;
+  if (node_->role() != raft::Role::Leader) return;
+  const auto pr = node_->progress().find(m.from);
+  // Only the answer to a chunk past the start of the transfer under way: a repeated answer
+  // finds the core already back at its start, and counts once.
+  if (pr == node_->progress().end() || pr->second.state != raft::Progress::State::Snapshot ||
+      m.index != pr->second.snapshot_meta.index || pr->second.snapshot_offset == 0) {
+    return;
+  }
+  note_snapshot_refusal(m.from, m.index, pr->second.match);
+}
+
+void ReplicaHost::note_snapshot_refusal(raft::NodeId from, raft::Index index, raft::Index match) {
+  snapshot_refusals_.refused(from, match, ticks_);
+  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent ({} time(s) in a row): the next transfer "
+               "to it waits {} more ticks",
+               from, index, snapshot_refusals_.refusals(from), snapshot_refusals_.hold_ticks(from));
+  // Damage at rest since the file was written or checked is the one cause that is ours to
+  // repair. Checked again, off the loop, at most once per ten election timeouts; meanwhile only
+  // the followers that refused it get no chunk of it (send_raft): for the others the file is
+  // as good as before, and a follower checks what it receives anyway.
+  if (unverified_snapshot_ || snapshot_check_) return;
   const auto& file = log_->snapshot_file();
-  if (!file || m.index != log_->snapshot_meta().index) return;
+  if (!file || index != log_->snapshot_meta().index) return;
   const std::uint64_t spacing = 10 * static_cast<std::uint64_t>(std::max(1, options_.raft.election_ticks));
   if (last_snapshot_recheck_tick_ && ticks_ < *last_snapshot_recheck_tick_ + spacing) return;
   last_snapshot_recheck_tick_ = ticks_;
-  spdlog::warn("member {} holds nothing of the snapshot at {} it was sent: checking {} again", m.from, m.index,
-               file->path());
-  unverified_snapshot_ = file;
-  unverified_snapshot_index_ = m.index;
+  spdlog::warn("checking {} again", file->path());
+  snapshot_recheck_ = true;
+  snapshot_recheck_started_tick_ = ticks_;
   snapshot_check_ = std::make_unique<SnapshotFileCheck>(file, options_.snapshot_in_background);
+}
+
+bool ReplicaHost::hold_refused_snapshot(const raft::Message& chunk) {
+  const raft::NodeId to = chunk.to;
+  const auto pr = node_->progress().find(to);
+  const raft::Index match = pr != node_->progress().end() ? pr->second.match : 0;
+  auto held = [&] {
+    if (!snapshot_refusals_.refusing(to)) return false;
+    snapshot_refusals_.progressed(to, match);
+    return snapshot_refusals_.holding(to, ticks_) || (snapshot_recheck_ && snapshot_refusals_.refusing(to));
+  };
+  if (chunk.snapshot_offset != 0 || !chunk.snapshot_done) return held();
+  // A snapshot in one chunk: a follower that refuses it answers nothing (it holds nothing of a
+  // later chunk to say so about), and the core sends the chunk again after its idle timeout.
+  // That resend, with no progress since the chunk went out, is the refusal.
+  auto sent = single_chunk_sent_.find(to);
+  if (sent != single_chunk_sent_.end() && sent->second.index == chunk.snapshot.index && match <= sent->second.match &&
+      !held()) {
+    single_chunk_sent_.erase(sent);
+    note_snapshot_refusal(to, chunk.snapshot.index, match);
+  }
+  if (held()) {
+    single_chunk_sent_.erase(to);  // not out: the next one that goes is no resend
+    return true;
+  }
+  single_chunk_sent_[to] = SingleChunkSent{chunk.snapshot.index, match};
+  return false;
+}
+
+void ReplicaHost::track_snapshot_refusals() {
+  if (node_->role() != raft::Role::Leader) {
+    snapshot_refusals_.clear();
+    single_chunk_sent_.clear();
+    return;
+  }
+  for (auto it = single_chunk_sent_.begin(); it != single_chunk_sent_.end();) {
+    const auto pr = node_->progress().find(it->first);
+    const bool over = pr == node_->progress().end() || pr->second.state != raft::Progress::State::Snapshot ||
+                      pr->second.match > it->second.match;
+    it = over ? single_chunk_sent_.erase(it) : std::next(it);
+  }
+  std::vector<raft::NodeId> gone;
+  for (const auto& [id, f] : snapshot_refusals_.followers()) {
+    const auto pr = node_->progress().find(id);
+    if (pr == node_->progress().end() || pr->second.match > f.match) gone.push_back(id);
+  }
+  for (raft::NodeId id : gone) snapshot_refusals_.forget(id);
 }
 
 void ReplicaHost::forget_replaced_unverified_snapshot() {
@@ -358,6 +450,13 @@ void ReplicaHost::send_raft(const raft::Message& message) {
     if (snapshot_chunks_held_back_++ % 100 == 0) {
       spdlog::info("snapshot chunk for member {} held back: the snapshot file {} is not checked yet", message.to,
                    unverified_snapshot_->path());
+    }
+    return;
+  }
+  if (message.type == raft::MessageType::Snapshot && hold_refused_snapshot(message)) {
+    // Dropped the same way; the core resends after its idle timeout, on hold or not.
+    if (snapshot_chunks_held_for_refusal_++ % 100 == 0) {
+      spdlog::info("snapshot chunk for member {} held back: it refused earlier transfers", message.to);
     }
     return;
   }
@@ -473,7 +572,7 @@ bool ReplicaHost::learn_from_hellos() {
   }
   if (changed) {
     if (auto no_room = save_members()) {
-      spdlog::warn("member table not saved ({}); saved again with the next applied entries", *no_room);
+      spdlog::warn("member table not saved ({}); tried again on the next ticks", *no_room);
     }
   }
   return changed;
@@ -492,7 +591,21 @@ std::optional<std::string> ReplicaHost::save_members() {
     return std::nullopt;
   }
   members_unsaved_ = false;
+  members_change_unsaved_ = false;
+  members_save_pause_ = 0;
   return std::nullopt;
+}
+
+void ReplicaHost::retry_member_table_save() {
+  if (!members_unsaved_ || failed_ || wall_ticks_ < members_save_retry_tick_) return;
+  if (auto no_room = save_members()) {
+    members_save_pause_ = std::clamp(members_save_pause_ * 2, options_.disk_full.retry_ticks_min,
+                                     std::max(options_.disk_full.retry_ticks_min, options_.disk_full.retry_ticks_max));
+    members_save_retry_tick_ = wall_ticks_ + std::max<std::uint64_t>(1, members_save_pause_);
+    spdlog::debug("member table still not saved ({}); next try in {} ticks", *no_room, members_save_pause_);
+    return;
+  }
+  if (!failed_) spdlog::info("member table saved (it had found no room before)");
 }
 
 void ReplicaHost::request(ConnectionId connection, const ClientRequest& request) {
@@ -836,8 +949,14 @@ std::optional<std::string> ReplicaHost::apply_membership(const std::vector<raft:
       }
     }
   }
-  // Also when an earlier save found no room: these entries were held until it succeeds.
-  if (changed || members_unsaved_) return save_members();
+  // Also when the save of a change applied earlier found no room: these are its entries, held
+  // until it succeeds (members_ already holds the change, so `changed` is false the second
+  // time). A table left unsaved by a hello is not theirs to wait for: the ticks retry it.
+  if (changed || members_change_unsaved_) {
+    auto no_room = save_members();
+    if (no_room) members_change_unsaved_ = true;
+    return no_room;
+  }
   return std::nullopt;
 }
 

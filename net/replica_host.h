@@ -64,6 +64,7 @@
 #include "net/disk_full.h"
 #include "net/peer_codec.h"
 #include "net/snapshot_check.h"
+#include "net/snapshot_refusals.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
 #include "net/watch_streams.h"
@@ -113,6 +114,12 @@ struct HostOptions {
   // Tests: the background check of a snapshot file a restart did not read starts only after
   // this many ticks (0: at once), to see what the host does while it has not finished.
   int snapshot_check_after_ticks = 0;
+  // A follower that refuses whole snapshot transfers (net/snapshot_refusals.h): the interval
+  // between transfers to it doubles from one election timeout up to this many.
+  int snapshot_refusal_backoff_max_timeouts = 32;
+  // Tests: the result of the re-check a follower's refusal starts is taken only this many ticks
+  // after it started (0: once done), to see what the host sends while it runs.
+  int snapshot_recheck_result_after_ticks = 0;
   // Initial election tick advance, as etcd 3.5 does it: once connections from enough voters are
   // up (a quorum counting this member, and at least two peers where there are two), count most
   // of an election timeout as already passed, leaving heartbeat_ticks + 1 ticks for a running
@@ -293,9 +300,17 @@ class ReplicaHost {
   void send_raft(const raft::Message& message);
   // The log's snapshot changed: the unverified file, if it was replaced, no longer matters.
   void forget_replaced_unverified_snapshot();
-  // A follower answered that it holds nothing of a snapshot transfer past its start: checks the
-  // leader's file again (rate-limited), as after a restart.
+  // A follower answered that it holds nothing of a snapshot transfer past its start: backs off
+  // transfers to it (net/snapshot_refusals.h) and checks the leader's file again (rate-limited),
+  // holding back only the chunks to the followers that refused it meanwhile.
   void recheck_refused_snapshot(const raft::Message& message);
+  // A follower refused the snapshot at `index`: backs off transfers to it, and re-checks the file.
+  void note_snapshot_refusal(raft::NodeId from, raft::Index index, raft::Index match);
+  // Whether a snapshot chunk is held back because its follower refused earlier transfers (and
+  // notes the refusal of a snapshot in one chunk, which the follower cannot answer).
+  bool hold_refused_snapshot(const raft::Message& chunk);
+  // On each tick: forgets the backoff of followers that progressed, left, or of a lost leadership.
+  void track_snapshot_refusals();
   void track_leases(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   void deliver_watches();
   void request_snapshot(ConnectionId connection, const ClientRequest& request);
@@ -318,9 +333,13 @@ class ReplicaHost {
   void answer_writes(const std::vector<raft::Entry>& committed, const std::vector<kv::Result>& results);
   // Members of the configuration known only from their hellos join the table; true if any did.
   bool learn_from_hellos();
-  // Saves the table. No room: it stays unsaved (members_unsaved_, saved again with the next
-  // applied entries) and the reason is returned; any other failure stops the member.
+  // Saves the table. No room: it stays unsaved (members_unsaved_, retried on the ticks) and the
+  // reason is returned; any other failure stops the member.
   std::optional<std::string> save_members();
+  // On each tick while the table is unsaved: tries again, with pauses as a held write's
+  // (net/disk_full.h). A table unsaved after a hello holds no applied entries: only a change
+  // applied from the log must be on disk before it counts as applied (apply_membership).
+  void retry_member_table_save();
   const MemberConfig* find_member(raft::NodeId id) const;
   const MemberConfig* find_member(std::string_view name) const;
   MemberInfo member_info(raft::NodeId id) const;
@@ -376,6 +395,10 @@ class ReplicaHost {
   // said about members not in it yet.
   std::map<raft::NodeId, MemberConfig> members_;
   bool members_unsaved_ = false;  // members_ differs from the saved table (the disk was full)
+  // ...and holds a change applied from the log, whose entries wait at the apply until it is saved.
+  bool members_change_unsaved_ = false;
+  std::uint64_t members_save_retry_tick_ = 0;  // wall tick of the next retry
+  std::uint64_t members_save_pause_ = 0;
   std::map<raft::NodeId, MemberConfig> heard_;
   struct PendingChange {
     ConnectionId connection;
@@ -415,6 +438,19 @@ class ReplicaHost {
   // the thresholds (at the same index, it replaces the damaged file's bytes).
   bool regenerate_snapshot_ = false;
   std::optional<std::uint64_t> last_snapshot_recheck_tick_;
+  // snapshot_check_ is a re-check after a follower's refusal (not the check after a restart):
+  // only the chunks to the followers that refused wait for it.
+  bool snapshot_recheck_ = false;
+  std::uint64_t snapshot_recheck_started_tick_ = 0;
+  SnapshotRefusalBackoff snapshot_refusals_{1, 1};  // set up in the constructor
+  std::uint64_t snapshot_chunks_held_for_refusal_ = 0;
+  // The single-chunk snapshot last sent to each follower and its match index then: sent again
+  // with no progress means it was refused.
+  struct SingleChunkSent {
+    raft::Index index = 0;
+    raft::Index match = 0;
+  };
+  std::map<raft::NodeId, SingleChunkSent> single_chunk_sent_;
 
   // Last role, leader and term logged, to log changes once.
   raft::Role logged_role_ = raft::Role::Follower;

@@ -166,9 +166,14 @@ SnapshotFile::~SnapshotFile() {
 }
 
 void SnapshotFile::verify() const {
+  (void)verify([](std::uint64_t) { return true; });
+}
+
+bool SnapshotFile::verify(const std::function<bool(std::uint64_t offset)>& go_on) const {
   std::uint32_t crc = 0;
   const std::string_view all = bytes();
   for (std::size_t at = 0; at < all.size(); at += verify_piece_bytes) {
+    if (!go_on(at)) return false;
     const std::size_t n = std::min(verify_piece_bytes, all.size() - at);
     crc = crc32c(all.substr(at, n), crc);
     ::madvise(const_cast<char*>(data_ + at), n, MADV_DONTNEED);
@@ -176,6 +181,7 @@ void SnapshotFile::verify() const {
   if (crc != info_.crc) {
     corrupt(path(), fmt::format("checksum {:#010x}, the log records {:#010x} (damaged or torn)", crc, info_.crc));
   }
+  return true;
 }
 
 void SnapshotFile::sync() const {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,10 @@ class SnapshotFile final : public raft::SnapshotData {
   // Reads every byte and checks the CRC-32C: LogStoreError{Corrupt} naming the file when it
   // differs (a torn or damaged file). Then lets go of the pages it read.
   void verify() const;
+  // The same, asking `go_on(offset)` before each piece (8 MiB): false from it gives up, and
+  // verify returns false, having said nothing about the file; true when it was read whole and
+  // is intact. A thread that checks a large file this way can be stopped promptly.
+  bool verify(const std::function<bool(std::uint64_t offset)>& go_on) const;
   // Drops the pages read so far from this process's resident set (they stay in the page cache).
   void release_pages() const;
   // Makes the file and its name durable (fsync of the file and its directory), unless known to be.

@@ -75,13 +75,14 @@ void damage(const std::string& path) {
 }
 
 struct Cluster {
-  explicit Cluster(std::uint64_t seed = 1) : random(seed) {
+  explicit Cluster(std::uint64_t seed = 1, const std::string& spec = "n1=127.0.0.1:1,n2=127.0.0.1:3,n3=127.0.0.1:5")
+      : random(seed) {
     spdlog::set_level(spdlog::level::off);  // role changes and refused snapshots are expected here
     char tmpl[] = "/tmp/coord-hosts-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     root = tmpl;
     std::string error;
-    cluster = *net::parse_initial_cluster("n1=127.0.0.1:1,n2=127.0.0.1:3,n3=127.0.0.1:5", "", &error);
+    cluster = *net::parse_initial_cluster(spec, "", &error);
     options.snapshot_every_entries = 5;
     options.snapshot_log_ratio = 0;
     options.snapshot_in_background = false;
@@ -165,10 +166,11 @@ struct Cluster {
         if (!members[i].host) continue;
         std::vector<raft::Message> sent = std::move(members[i].out.sent);
         members[i].out.sent.clear();
-        for (const raft::Message& m : sent) {
+        for (raft::Message& m : sent) {
           if (on_send) on_send(i, m);
           const std::size_t to = index_of(m.to);
           if (links.count({i, to}) == 0 || !members[to].host) continue;
+          if (in_transit) in_transit(i, m);
           members[to].host->step(m);
           members[to].host->pump();
           moved = true;
@@ -233,6 +235,8 @@ struct Cluster {
   std::vector<Member> members;
   std::set<std::pair<std::size_t, std::size_t>> links;
   std::function<void(std::size_t from, const raft::Message&)> on_send;
+  // Changes a message on its way (after on_send saw it as sent).
+  std::function<void(std::size_t from, raft::Message&)> in_transit;
   std::uint64_t next_id = 1;
   std::uint64_t next_sequence = 1;
   int tick_count = 0;
@@ -416,4 +420,164 @@ TEST_CASE("a cluster restarted as a whole still elects about one election timeou
     CHECK(ticks_to_leader(seed, true) < 20);
     CHECK(ticks_to_leader(seed, false) >= 20);
   }
+}
+
+namespace {
+
+// Damages the last chunk of every snapshot transfer from `from` to `to` on its way (its
+// trailer): the follower's check refuses the whole file, as one that cannot read the leader's
+// format would, while the leader's file stays intact.
+void refuse_snapshots(Cluster& c, std::size_t from, std::size_t to, const bool* refusing) {
+  c.in_transit = [&c, from, to, refusing](std::size_t sender, raft::Message& m) {
+    if (*refusing && sender == from && m.to == c.id(to) && m.type == raft::MessageType::Snapshot &&
+        m.snapshot_done && !m.snapshot_chunk.empty()) {
+      m.snapshot_chunk.back() = static_cast<char>(m.snapshot_chunk.back() ^ 0x5a);
+    }
+  };
+}
+
+void connect_member(Cluster& c, std::size_t i) {
+  for (std::size_t j = 0; j < c.members.size(); ++j) {
+    if (j == i) continue;
+    c.connect(i, j);
+    c.connect(j, i);
+  }
+}
+
+std::string ticks_text(const std::vector<int>& ticks) {
+  std::string out;
+  for (int t : ticks) out += fmt::format("{} ", t);
+  return out;
+}
+
+bool caught_up(Cluster& c, std::size_t follower, std::size_t leader) {
+  return c.host(follower).state().applied_index() == c.host(leader).state().applied_index();
+}
+
+}  // namespace
+
+TEST_CASE("a follower that keeps refusing an intact snapshot gets it less and less often, and at once again after it took one") {
+  Cluster c;
+  Lagging lag(c);
+  const int election = c.options.raft.election_ticks;
+  const std::string leader_file = c.snapshot_path(lag.leader);
+  bool refusing = true;
+  refuse_snapshots(c, lag.leader, lag.lagging, &refusing);
+  std::vector<int> starts;  // ticks at which a whole transfer to the lagging member began
+  c.on_send = [&](std::size_t from, const raft::Message& m) {
+    if (from == lag.leader && m.to == c.id(lag.lagging) && m.type == raft::MessageType::Snapshot &&
+        m.snapshot_offset == 0) {
+      starts.push_back(c.tick_count);
+    }
+  };
+  c.connect_all();
+  c.tick(60 * election);
+  // Without a backoff the whole file goes out about once per election timeout (about 60 times
+  // here); with it the interval doubles: 1, 2, 4, 8, 16, 32 election timeouts.
+  INFO("transfers began at ticks ", ticks_text(starts));
+  REQUIRE(starts.size() >= 4);
+  CHECK(starts.size() <= 7);
+  for (std::size_t k = 2; k < starts.size(); ++k) {
+    CAPTURE(k);
+    CHECK(starts[k] - starts[k - 1] >= starts[k - 1] - starts[k - 2]);
+  }
+  CHECK(starts.back() - starts[starts.size() - 2] >= 8 * election);
+  // The follower recorded nothing; the leader's file, checked again, was intact and kept.
+  CHECK(c.host(lag.lagging).node().snapshot_meta().index == lag.lagging_snapshot_index);
+  CHECK(c.snapshot_path(lag.leader) == leader_file);
+  CHECK_FALSE(c.host(lag.leader).failed());
+  CHECK_FALSE(c.host(lag.lagging).failed());
+
+  // Once it can take the file, it does at the end of its current wait (at most the cap).
+  refusing = false;
+  for (int t = 0; t < 40 * election && !caught_up(c, lag.lagging, lag.leader); ++t) c.tick();
+  REQUIRE(caught_up(c, lag.lagging, lag.leader));
+
+  // It took a snapshot: its backoff starts over. Lagging again and refusing again, it gets the
+  // whole file again at once after its first refusal, not after the long wait it had reached.
+  c.cut(lag.lagging);
+  for (int k = 0; k < 12; ++k) REQUIRE(c.put(lag.leader, fmt::format("/again{}", k), "v").ok());
+  REQUIRE(c.host(lag.leader).node().snapshot_meta().index > c.host(lag.lagging).node().log().last_index());
+  refusing = true;
+  starts.clear();
+  c.connect_all();
+  c.tick(6 * election);
+  INFO("transfers began again at ticks ", ticks_text(starts));
+  // At 0, 2 and 4 election timeouts: the first refusal waits only for the re-check of the
+  // leader's file it starts (one tick here; then the core's idle timeout), the second one more.
+  REQUIRE(starts.size() >= 3);
+  CHECK(starts[1] - starts[0] <= 2 * election + 2);
+}
+
+TEST_CASE("one follower refusing snapshots delays no other: the re-check of the leader's file holds back only its chunks") {
+  Cluster c(1, "n1=127.0.0.1:1,n2=127.0.0.1:3,n3=127.0.0.1:5,n4=127.0.0.1:7,n5=127.0.0.1:9");
+  c.options.snapshot_recheck_result_after_ticks = 1000;  // the re-check of the leader's file is slow
+  for (std::size_t i = 0; i < c.members.size(); ++i) c.open(i);
+  c.connect_all();
+  const std::size_t leader = c.elect();
+  const std::size_t refuser = (leader + 1) % 5;
+  const std::size_t other = (leader + 2) % 5;
+  c.cut(refuser);
+  c.cut(other);
+  for (int k = 0; k < 12; ++k) REQUIRE(c.put(leader, fmt::format("/k{}", k), "v").ok());
+  REQUIRE(c.host(leader).node().snapshot_meta().index > c.host(refuser).node().log().last_index());
+  REQUIRE(c.host(leader).node().snapshot_meta().index > c.host(other).node().log().last_index());
+  bool refusing = true;
+  refuse_snapshots(c, leader, refuser, &refusing);
+  std::optional<int> refused_at;
+  int chunks_to_refuser_after = 0;
+  c.on_send = [&](std::size_t from, const raft::Message& m) {
+    if (from == refuser && m.type == raft::MessageType::SnapshotResp && m.reject && m.snapshot_offset == 0 &&
+        !refused_at) {
+      refused_at = c.tick_count;
+    }
+    if (from == leader && m.to == c.id(refuser) && m.type == raft::MessageType::Snapshot && refused_at &&
+        c.tick_count > *refused_at) {
+      ++chunks_to_refuser_after;
+    }
+  };
+  connect_member(c, refuser);
+  for (int t = 0; t < 5 * c.options.raft.election_ticks && !refused_at; ++t) c.tick();
+  REQUIRE(refused_at);  // and the leader began checking its file again
+  // The other lagging member needs the same snapshot now: it gets it while the check runs.
+  connect_member(c, other);
+  const int connected_at = c.tick_count;
+  for (int t = 0; t < 100 && !caught_up(c, other, leader); ++t) c.tick();
+  CHECK(caught_up(c, other, leader));
+  CHECK(c.tick_count - connected_at <= 3 * c.options.raft.election_ticks);
+  // The refusing member got nothing meanwhile: it waits for the check.
+  CHECK(chunks_to_refuser_after == 0);
+  CHECK(c.host(refuser).node().snapshot_meta().index < c.host(leader).node().snapshot_meta().index);
+}
+
+TEST_CASE("a follower that keeps refusing a snapshot sent in one chunk gets it less and less often too") {
+  // A refused single chunk gets no answer at all (there is no later chunk to answer "I hold
+  // nothing" to): the core's resend after its idle timeout is the refusal.
+  Cluster c;
+  c.options.raft.snapshot_chunk_bytes_max = std::size_t{1} << 20;
+  Lagging lag(c);
+  const int election = c.options.raft.election_ticks;
+  bool refusing = true;
+  refuse_snapshots(c, lag.leader, lag.lagging, &refusing);
+  std::vector<int> sends;
+  c.on_send = [&](std::size_t from, const raft::Message& m) {
+    if (from == lag.leader && m.to == c.id(lag.lagging) && m.type == raft::MessageType::Snapshot) {
+      CHECK((m.snapshot_offset == 0 && m.snapshot_done));  // the whole snapshot in one chunk
+      sends.push_back(c.tick_count);
+    }
+  };
+  c.connect_all();
+  c.tick(60 * election);
+  INFO("the chunk went out at ticks ", ticks_text(sends));
+  REQUIRE(sends.size() >= 4);
+  CHECK(sends.size() <= 7);  // without the backoff: about 60
+  for (std::size_t k = 2; k < sends.size(); ++k) {
+    CAPTURE(k);
+    CHECK(sends[k] - sends[k - 1] >= sends[k - 1] - sends[k - 2]);
+  }
+  CHECK(sends.back() - sends[sends.size() - 2] >= 8 * election);
+  CHECK(c.host(lag.lagging).node().snapshot_meta().index == lag.lagging_snapshot_index);
+  refusing = false;
+  for (int t = 0; t < 40 * election && !caught_up(c, lag.lagging, lag.leader); ++t) c.tick();
+  CHECK(caught_up(c, lag.lagging, lag.leader));
 }

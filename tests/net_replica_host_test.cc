@@ -4,7 +4,11 @@
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/mount.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -565,6 +569,126 @@ TEST_CASE("host: membership changes on a one-member cluster, kept in DIR/members
   CHECK(net::load_member_table(f.dir)->size() == 1);
   CHECK(list().members.size() == 1);
   CHECK(f.output.fatal_reason.empty());
+}
+
+namespace {
+
+// A tmpfs on `path`, unmounted (lazily) at the end; mounting needs root (else the case skips).
+struct SmallFs {
+  SmallFs(const std::string& p, std::size_t bytes) : path(p) {
+    std::filesystem::create_directories(path);
+    mounted = ::mount("tmpfs", path.c_str(), "tmpfs", 0, fmt::format("size={}", bytes).c_str()) == 0;
+  }
+  ~SmallFs() {
+    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+  }
+  // Writes a filler file until the file system has no room left at all.
+  void fill() {
+    std::FILE* f = std::fopen((path + "/filler").c_str(), "wb");
+    REQUIRE(f != nullptr);
+    const std::string block(4096, 'f');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  void free_space() { std::filesystem::remove(path + "/filler"); }
+  std::string path;
+  bool mounted = false;
+};
+
+bool table_has(const std::string& dir, const std::string& name) {
+  const auto table = net::load_member_table(dir);
+  return table && std::any_of(table->begin(), table->end(), [&](const net::MemberConfig& m) { return m.name == name; });
+}
+
+}  // namespace
+
+TEST_CASE("host: a member table that a hello could not save (no room) holds no applies, the ticks save it once there is room") {
+  Fixture f;
+  // The data directory on a file system of its own that the test fills; the log and the state
+  // on file systems with room, so only DIR/members finds none.
+  const std::string dir = f.dir + "/data";
+  SmallFs root_fs(dir, std::size_t{1} << 20);
+  if (!root_fs.mounted) {
+    MESSAGE("skipped: cannot mount a tmpfs (needs root)");
+    return;
+  }
+  SmallFs raft_fs(dir + "/raft", std::size_t{64} << 20);
+  SmallFs kv_fs(dir + "/kv", std::size_t{64} << 20);
+  REQUIRE(raft_fs.mounted);
+  REQUIRE(kv_fs.mounted);
+  f.options.disk_full.reserve_bytes = 0;
+  f.options.log_map_bytes = std::size_t{64} << 20;
+  f.options.kv_map_bytes = std::size_t{64} << 20;
+  const raft::NodeId n2 = net::member_id_for_name("n2");
+  const raft::NodeId n3 = net::member_id_for_name("n3");
+  auto host = f.open_at(dir);
+  f.elect(*host);
+  auto add_learner = [&](const std::string& name, const std::string& peer) {
+    net::ClientRequest r;
+    r.kind = net::RequestKind::MemberAdd;
+    r.member_name = name;
+    r.peer_address = peer;
+    r.learner = true;
+    return f.call(*host, r);
+  };
+  REQUIRE(add_learner("n2", "127.0.0.1:3").ok());
+  // Restarted without its table: the configuration (from the log) has n2, the member knows no
+  // address for it until n2's hello says it.
+  host.reset();
+  std::filesystem::remove(dir + "/members");
+  host = f.open_at(dir);
+  f.elect(*host);
+  REQUIRE(host->peers().empty());
+  root_fs.fill();
+  REQUIRE(host->peer_hello(net::PeerHello{f.cluster.token, n2, 1, "n2", "127.0.0.1:5", "127.0.0.1:3"}));
+  REQUIRE(host->peers().size() == 1);  // dialled from now on, saved or not
+  CHECK_FALSE(table_has(dir, "n2"));
+
+  // Writes still apply: the unsaved table is not theirs to wait for.
+  const raft::Index before = host->state().applied_index();
+  for (int k = 0; k < 3; ++k) {
+    const net::ClientResponse put = f.put(*host, fmt::format("/a{}", k), "v");
+    CHECK_MESSAGE(put.ok(), put.message);
+  }
+  CHECK(host->state().applied_index() >= before + 3);
+  CHECK(f.get(*host, "/a2").ok());
+
+  // A membership change applied from the log still waits for its table: held at the apply
+  // while there is no room.
+  net::ClientRequest add3;
+  add3.kind = net::RequestKind::MemberAdd;
+  add3.member_name = "n3";
+  add3.peer_address = "127.0.0.1:7";
+  add3.learner = true;
+  add3.id = f.next_id++;
+  host->request(1, add3);
+  host->pump();
+  const raft::Index change_index = host->node().log().last_index();
+  for (int t = 0; t < 30; ++t) {  // the held apply is retried on these ticks, in vain
+    host->tick();
+    host->pump();
+  }
+  const raft::Index held_at = host->state().applied_index();
+  CHECK(held_at < change_index);
+  CHECK_FALSE(table_has(dir, "n3"));
+  CHECK((f.output.responses.count(add3.id) == 0 || !f.output.responses[add3.id].ok()));
+
+  // Room again: the ticks save the table (n2 and n3), the held change applies.
+  root_fs.free_space();
+  for (int t = 0; t < 60 && !(table_has(dir, "n3") && host->state().applied_index() > held_at); ++t) {
+    host->tick();
+    host->pump();
+  }
+  CHECK(table_has(dir, "n2"));
+  CHECK(table_has(dir, "n3"));
+  CHECK(host->state().applied_index() >= change_index);
+  std::vector<raft::NodeId> dialled;
+  for (const net::MemberConfig& m : host->peers()) dialled.push_back(m.id);
+  CHECK(dialled == std::vector<raft::NodeId>{std::min(n2, n3), std::max(n2, n3)});
+  CHECK(f.put(*host, "/after", "x").ok());
+  CHECK(f.output.fatal_reason.empty());
+  host.reset();  // before the file systems unmount
 }
 
 // The state machine's LMDB commits without fsync (net/state_sync_marker.h). What a crash can leave
