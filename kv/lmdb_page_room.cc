@@ -42,9 +42,9 @@ bool layout_matches(MDB_env* env, MDB_txn* txn) {
   return next_page(txn) == info.me_last_pgno + 1;
 }
 
-PageRoom::PageRoom(int fd, std::size_t page_bytes, std::size_t map_bytes, std::size_t committed_pages)
+PageRoom::PageRoom(int fd, std::size_t page_bytes, std::size_t map_bytes, std::size_t allocated_pages)
     : fd_(fd), page_bytes_(page_bytes), map_bytes_(map_bytes),
-      allocated_bytes_(static_cast<std::uint64_t>(committed_pages) * page_bytes) {}
+      allocated_bytes_(static_cast<std::uint64_t>(allocated_pages) * page_bytes) {}
 
 void PageRoom::ensure(std::size_t next_page, std::size_t extra_pages) {
   const std::uint64_t needed =

@@ -7,7 +7,8 @@
 // moment the process gets SIGBUS, a crash, where pwrite would have returned ENOSPC, which the
 // host turns into a held write and retries (storage/disk_space.h).
 //
-// So the file is cut back to its committed pages at open, and every block LMDB may write is
+// So at open every committed page gets its block (a store written without MDB_WRITEMAP has
+// holes) and the file is cut back to the blocks allocated; then every block LMDB may write is
 // allocated beforehand, with fallocate(2) (which extends the file): before each change
 // the transaction may make, the file holds blocks up to the transaction's next unallocated page
 // plus the most that change can allocate (a copy-on-write of a root-to-leaf path, splits and
@@ -20,8 +21,10 @@
 // The transaction's next unallocated page is not in LMDB's API. In LMDB 0.9 the struct MDB_txn
 // starts with two pointers and then that page number (mt_next_pgno); `next_page` reads it there,
 // and `layout_matches` checks that reading against mdb_env_info() at the start of a write
-// transaction (where they must agree). An LMDB whose layout differs fails that check, and the
-// storage opens without MDB_WRITEMAP instead (kv/lmdb_storage.cc).
+// transaction (where they must agree). An LMDB other than 0.9 or whose layout differs fails that
+// check, and the storage opens without MDB_WRITEMAP instead (kv/lmdb_storage.cc), as it does on
+// a file system that does not overwrite blocks in place (copy on write: btrfs) or when the room
+// for the committed pages and the opening transaction cannot be allocated (a full disk).
 #pragma once
 
 #include <cstddef>
@@ -41,9 +44,10 @@ bool layout_matches(MDB_env* env, MDB_txn* txn);
 
 class PageRoom {
  public:
-  // `fd`: the environment's data file (mdb_env_get_fd). Pages up to the last committed one are
-  // written already, so they count as allocated.
-  PageRoom(int fd, std::size_t page_bytes, std::size_t map_bytes, std::size_t committed_pages);
+  // `fd`: the environment's data file (mdb_env_get_fd); the first `allocated_pages` have their
+  // blocks. (Not every committed page does: a store written without MDB_WRITEMAP has holes
+  // where LMDB freed pages in the transaction that made them, and it reuses those pages later.)
+  PageRoom(int fd, std::size_t page_bytes, std::size_t map_bytes, std::size_t allocated_pages);
 
   // Makes sure the pages below `next_page + extra_pages` have blocks; throws StorageError with
   // ENOSPC (or the errno fallocate gave) when they cannot. Pages beyond the map are left to LMDB,

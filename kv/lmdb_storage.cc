@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,15 +30,18 @@ void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) fail(rc, what);
 }
 
-// The depth of the deepest table `txn` sees (LMDB's own included, through the table of tables).
+// The depth of the deepest table `txn` sees, LMDB's own two included.
 std::size_t deepest(MDB_txn* txn, const std::array<MDB_dbi, table_count>& dbis) {
   std::size_t depth = 0;
-  for (const MDB_dbi dbi : dbis) {
+  const auto deeper = [&](MDB_dbi dbi) {
     MDB_stat stat;
     check(mdb_stat(txn, dbi, &stat), "mdb_stat");
     depth = std::max<std::size_t>(depth, stat.ms_depth);
-  }
-  return depth + 1;
+  };
+  deeper(0);  // FREE_DBI, the free-page list
+  deeper(1);  // MAIN_DBI, the table of tables
+  for (const MDB_dbi dbi : dbis) deeper(dbi);
+  return depth;
 }
 
 MDB_val val(std::string_view s) {
@@ -237,11 +241,12 @@ LmdbStorage::LmdbStorage(const LmdbOptions& options) : file_(options.directory +
     throw StorageError(errno, fmt::format("mkdir {}: {}", options.directory, std::strerror(errno)));
   }
   open_env(options, options.write_map ? MDB_WRITEMAP : 0);
-  if (options.write_map && !start_page_room(options.map_bytes)) {
+  if (options.write_map && !start_page_room()) {
     // This LMDB or this file system cannot keep blocks ahead of the map: without MDB_WRITEMAP,
     // LMDB writes with pwrite, which reports a full disk as ENOSPC by itself.
     mdb_env_close(std::exchange(env_, nullptr));
     open_env(options, 0);
+    cut_to_committed_pages();
   }
   try {
     MDB_txn* txn = nullptr;
@@ -300,7 +305,29 @@ void LmdbStorage::open_env(const LmdbOptions& options, unsigned extra_flags) {
   }
 }
 
-bool LmdbStorage::start_page_room(std::size_t map_bytes) {
+namespace {
+
+// File systems that overwrite an allocated block in place, so that blocks allocated ahead stay
+// enough: ext4, XFS (unless the file shares blocks by reflink, which coord never makes) and
+// tmpfs. A copy-on-write file system (btrfs, bcachefs) needs new room for every overwrite, so a
+// full one could still meet a write-map page fault without a block: SIGBUS.
+bool overwrites_in_place(const struct statfs& fs) {
+  constexpr long ext4_magic = 0xEF53, xfs_magic = 0x58465342, tmpfs_magic = 0x01021994;
+  const long type = static_cast<long>(fs.f_type);
+  return type == ext4_magic || type == xfs_magic || type == tmpfs_magic;
+}
+
+// The deepest a table of ours can be in a map of at most 2^64 bytes (a 4 KiB branch page holds
+// at least 7 keys of the longest size, 511 bytes): room for the transaction that opens the store
+// is allocated for tables this deep, so that opening never needs more.
+constexpr std::size_t open_depth_max = 24;
+
+}  // namespace
+
+bool LmdbStorage::start_page_room() {
+  int major = 0, minor = 0, patch = 0;
+  mdb_version(&major, &minor, &patch);
+  if (major != 0 || minor != 9) return false;  // next_page() knows LMDB 0.9's struct MDB_txn
   int fd = -1;
   MDB_stat stat;
   MDB_envinfo info;
@@ -308,22 +335,48 @@ bool LmdbStorage::start_page_room(std::size_t map_bytes) {
       mdb_env_info(env_, &info) != MDB_SUCCESS) {
     return false;
   }
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) != 0 || !overwrites_in_place(fs)) return false;
   MDB_txn* txn = nullptr;
   if (mdb_txn_begin(env_, nullptr, 0, &txn) != MDB_SUCCESS) return false;
   const bool matches = layout_matches(env_, txn);
   mdb_txn_abort(txn);
   if (!matches) return false;
-  // The first page exists already: this only asks whether the file system can allocate ahead.
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(stat.ms_psize)) != 0 && errno != ENOSPC && errno != EDQUOT) {
+  // Every committed page gets its block now: a store written without MDB_WRITEMAP has holes
+  // there, the pages LMDB freed in the transaction that made them ("loose" pages, never written:
+  // mdb_page_flush skips them) and later reuses. Plus room for the transaction that opens the
+  // store. Without that room (a full disk, a file system without fallocate) the store opens
+  // without MDB_WRITEMAP, where pwrite reports a full disk as ENOSPC by itself.
+  const std::size_t committed_pages = info.me_last_pgno + 1;
+  auto room = std::make_unique<PageRoom>(fd, stat.ms_psize, info.me_mapsize, 0);
+  try {
+    room->ensure(committed_pages, room->pages_for_commit(committed_pages, open_depth_max));
+  } catch (const StorageError&) {
     return false;
   }
-  // LMDB sized the file to the whole map (a sparse file): cut it back to the pages in use, so
-  // that it stays the size of its data for anyone who copies or measures it. PageRoom extends
+  // LMDB sized the file to the whole map (a sparse file): cut it back to the blocks allocated,
+  // so that it stays the size of its data for anyone who copies or measures it. PageRoom extends
   // it as it allocates; LMDB never touches a page past the transaction's next one.
-  const std::size_t committed_pages = info.me_last_pgno + 1;
-  if (::ftruncate(fd, static_cast<off_t>(committed_pages * stat.ms_psize)) != 0) return false;
-  room_ = std::make_unique<PageRoom>(fd, stat.ms_psize, map_bytes, committed_pages);
+  if (::ftruncate(fd, static_cast<off_t>(room->allocated_bytes())) != 0) return false;
+  room_ = std::move(room);
   return true;
+}
+
+void LmdbStorage::cut_to_committed_pages() {
+  int fd = -1;
+  MDB_stat stat;
+  MDB_envinfo info;
+  if (mdb_env_get_fd(env_, &fd) != MDB_SUCCESS || mdb_env_stat(env_, &stat) != MDB_SUCCESS ||
+      mdb_env_info(env_, &info) != MDB_SUCCESS) {
+    return;
+  }
+  struct stat file;
+  const auto committed = static_cast<off_t>((info.me_last_pgno + 1) * stat.ms_psize);
+  if (::fstat(fd, &file) == 0 && file.st_size > committed) {
+    // Only the sparse tail a MDB_WRITEMAP open added; without MDB_WRITEMAP LMDB writes pages past
+    // the end with pwrite and never reads them from the map. Best effort: a failure leaves it.
+    (void)!::ftruncate(fd, committed);
+  }
 }
 
 LmdbStorage::~LmdbStorage() { mdb_env_close(env_); }

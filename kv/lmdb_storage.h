@@ -69,7 +69,9 @@ class LmdbStorage final : public Storage {
  private:
   void open_env(const LmdbOptions& options, unsigned extra_flags);
   // With MDB_WRITEMAP: whether blocks can be kept ahead of the map (room_ set up), or not.
-  bool start_page_room(std::size_t map_bytes);
+  bool start_page_room();
+  // After falling back from MDB_WRITEMAP: drops the sparse tail that open gave the file.
+  void cut_to_committed_pages();
   // Marks a new store as checksummed, or adds the checksums to one written without them.
   int add_checksums(MDB_txn* txn);
   void verify();

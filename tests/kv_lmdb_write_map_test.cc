@@ -64,12 +64,17 @@ class SmallFs {
   bool mounted() const { return mounted_; }
   const std::string& error() const { return error_; }
 
-  // Writes a filler file until the file system is full.
-  void fill() {
-    std::ofstream out(filler(), std::ios::binary | std::ios::trunc);
-    const std::string block(4096, 'f');
-    for (int i = 0; i < 1 << 20 && out.write(block.data(), block.size()); ++i) {
+  // Writes a filler file until the file system is full, then gives back `left` bytes.
+  void fill(std::uint64_t left = 0) {
+    {
+      std::ofstream out(filler(), std::ios::binary | std::ios::trunc);
+      const std::string block(4096, 'f');
+      for (int i = 0; i < 1 << 20 && out.write(block.data(), block.size()); ++i) {
+      }
     }
+    const std::uint64_t size = std::filesystem::file_size(filler());
+    REQUIRE(size > left);
+    std::filesystem::resize_file(filler(), size - left);
   }
   void free_space() { std::filesystem::remove(filler()); }
 
@@ -150,4 +155,81 @@ TEST_CASE("kv lmdb write map: a full file system is ENOSPC before anything chang
   write_rows(storage, written, written + 16, 4000);
   check_rows(storage, 0, 100, 1000);
   check_rows(storage, 100, written + 16, 4000);
+}
+
+// A storage failure for lack of room: ENOSPC, or EIO where LMDB's own pwrite was cut short.
+bool lack_of_room(const StorageError& e) { return e.code() == ENOSPC || e.code() == EIO; }
+
+TEST_CASE("kv lmdb write map: a store written without it, with holes below its last page, reopened with it on a nearly full file system: ENOSPC, never SIGBUS") {
+  TempDir dir;
+  SmallFs fs(dir.path() + "/fs", std::size_t{16} << 20);
+  if (!fs.mounted()) {
+    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
+    return;
+  }
+  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  options.write_map = false;  // as a build before MDB_WRITEMAP wrote it
+  {
+    LmdbStorage storage(options);
+    REQUIRE_FALSE(storage.write_map());
+    write_rows(storage, 0, 20'000, 100);
+    // Pages LMDB frees in the transaction that made them are never written, but stay below the
+    // last page: holes in the file, which a later transaction reuses.
+    auto txn = storage.write();
+    for (int i = 0; i < 20'000; ++i) txn->put(Table::Nodes, fmt::format("/tmp/{:06}", i), std::string(100, 't'));
+    for (int i = 0; i < 20'000; ++i) txn->erase(Table::Nodes, fmt::format("/tmp/{:06}", i));
+    txn->commit();
+  }
+  fs.fill(std::uint64_t{1536} << 10);
+
+  options.write_map = true;
+  LmdbStorage storage(options);
+  check_rows(storage, 0, 20'000, 100);
+  int written = 20'000;
+  bool refused = false;
+  for (int round = 0; round < 200 && !refused; ++round) {
+    try {
+      write_rows(storage, written, written + 50, 100);
+      written += 50;
+    } catch (const StorageError& e) {
+      refused = true;
+      CHECK_MESSAGE(lack_of_room(e), e.what());
+    }
+  }
+  check_rows(storage, 0, written, 100);
+  fs.free_space();
+  write_rows(storage, written, written + 50, 100);
+  check_rows(storage, 0, written + 50, 100);
+}
+
+TEST_CASE("kv lmdb write map: a store opens on a full file system and serves its reads; a write is refused for lack of room") {
+  TempDir dir;
+  SmallFs fs(dir.path() + "/fs", std::size_t{8} << 20);
+  if (!fs.mounted()) {
+    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
+    return;
+  }
+  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  options.write_map = false;  // a file of its pages and no room ahead, as a build before wrote it
+  {
+    LmdbStorage storage(options);
+    write_rows(storage, 0, 1'000, 1000);
+  }
+  fs.fill();
+  options.write_map = true;
+  LmdbStorage storage(options);  // opening writes nothing: it needs no room
+  check_rows(storage, 0, 1'000, 1000);
+  bool refused = false;
+  try {
+    write_rows(storage, 1'000, 3'000, 1000);
+  } catch (const StorageError& e) {
+    refused = true;
+    CHECK_MESSAGE(lack_of_room(e), e.what());
+  }
+  CHECK(refused);
+  check_rows(storage, 0, 1'000, 1000);
+  CHECK_FALSE(storage.read()->get(Table::Nodes, row_key(1'000)).has_value());
+  fs.free_space();
+  write_rows(storage, 1'000, 3'000, 1000);
+  check_rows(storage, 0, 3'000, 1000);
 }
