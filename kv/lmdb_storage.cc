@@ -317,10 +317,10 @@ bool overwrites_in_place(const struct statfs& fs) {
   return type == ext4_magic || type == xfs_magic || type == tmpfs_magic;
 }
 
-// The deepest a table of ours can be in a map of at most 2^64 bytes (a 4 KiB branch page holds
-// at least 7 keys of the longest size, 511 bytes): room for the transaction that opens the store
-// is allocated for tables this deep, so that opening never needs more.
-constexpr std::size_t open_depth_max = 24;
+// Deeper than any table of ours can be in a map of up to 8 TiB (a 4 KiB branch page holds at
+// least 7 keys of the longest size, 511 bytes, and 7^11 pages are 8 TiB): room for the
+// transaction that opens the store is allocated for tables this deep, so opening needs no more.
+constexpr std::size_t open_depth_max = 12;
 
 }  // namespace
 

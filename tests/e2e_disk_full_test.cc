@@ -327,8 +327,9 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
   const pid_t full_pid = cluster.process(full).pid();
 
   kv_fs.fill(32 << 10);
+  // 6.4 MiB: more than the room the state file keeps allocated ahead (kv/lmdb_page_room.h).
   const std::string big(64 << 10, 'v');
-  for (int k = 1; k <= 30; ++k) {
+  for (int k = 1; k <= 100; ++k) {
     const std::string path = fmt::format("/s/{}", k), value = fmt::format("{}{}", k, big);
     const net::ClientResponse r = writer.write(put_body(path, value));
     REQUIRE_MESSAGE(r.ok(), r.message);  // the leader and the other follower are a quorum
@@ -339,12 +340,12 @@ TEST_CASE("e2e disk full: a follower whose state machine's disk is full (its log
   CHECK(cluster.log_tail(full, 200).find("applying entries") != std::string::npos);
   CHECK(cluster.running(full));
   CHECK(holds(cluster, full, "/s/0", "before", true));
-  CHECK_FALSE(holds(cluster, full, "/s/30", acknowledged["/s/30"], true));
+  CHECK_FALSE(holds(cluster, full, "/s/100", acknowledged["/s/100"], true));
   const net::ClientResponse refused = write_at(cluster, full, "/s/refused", "x");
   CHECK_MESSAGE(refused.error == net::ErrorCode::NoSpace, net::to_string(refused.error), ": ", refused.message);
 
   kv_fs.free_space();
-  REQUIRE_MESSAGE(eventually(15s, [&] { return holds(cluster, full, "/s/30", acknowledged["/s/30"], true); }),
+  REQUIRE_MESSAGE(eventually(15s, [&] { return holds(cluster, full, "/s/100", acknowledged["/s/100"], true); }),
                   cluster.log_tail(full, 60));
   CHECK(cluster.process(full).pid() == full_pid);
   CHECK(cluster.log_tail(full, 400).find("the held entries applied") != std::string::npos);
