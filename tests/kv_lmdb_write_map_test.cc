@@ -202,7 +202,7 @@ TEST_CASE("kv lmdb write map: a store written without it, with holes below its l
   check_rows(storage, 0, written + 50, 100);
 }
 
-TEST_CASE("kv lmdb write map: a store opens on a full file system and serves its reads; a write is refused for lack of room") {
+TEST_CASE("kv lmdb write map: a store opens on a full file system and serves its reads, and a write is refused for lack of room") {
   TempDir dir;
   SmallFs fs(dir.path() + "/fs", std::size_t{8} << 20);
   if (!fs.mounted()) {
