@@ -26,6 +26,7 @@
 #include "harness/history.h"
 #include "harness/locks.h"
 #include "harness/member.h"
+#include "harness/metrics_scrape.h"
 #include "harness/network.h"
 #include "harness/watches.h"
 #include "harness/workload.h"
@@ -41,6 +42,7 @@ constexpr int kExitSetup = 2;
 constexpr int kExitSkip = 77;
 constexpr int kPeerPort = 7001;
 constexpr int kClientPort = 7101;
+constexpr int kMetricsPort = 7201;  // --soak only: what holds each member's memory
 
 std::atomic<bool> interrupted{false};
 
@@ -159,6 +161,9 @@ int run(const Options& o) {
               "--listen-peer", fmt::format("{}:{}", network.address(i), kPeerPort),
               "--listen-client", fmt::format("{}:{}", network.address(i), kClientPort),
               "--initial-cluster", cluster, "--log-level", "info"};
+    if (o.soak) {
+      c.args.insert(c.args.end(), {"--listen-metrics", fmt::format("{}:{}", network.address(i), kMetricsPort)});
+    }
     members.push_back(std::make_unique<Member>(std::move(c)));
   }
   for (auto& m : members) m->start();
@@ -215,15 +220,31 @@ int run(const Options& o) {
     const auto quiet = std::max<std::chrono::seconds>(5s, duration / 10);
     if (o.soak) {
       // Progress every minute: operations and memory, so a long run shows a trend.
+      // Every 5 s each member's metrics are read; the minute's line shows, per member, the
+      // largest value of each memory gauge seen in that minute (MiB), so a burst is not missed.
       std::thread progress([&] {
+        std::vector<MemoryPeaks> peaks(members.size());
+        auto next_scrape = std::chrono::steady_clock::now();
         for (int minute = 1; !interrupted && std::chrono::steady_clock::now() < start + duration - quiet; ++minute) {
           while (std::chrono::steady_clock::now() < start + std::chrono::minutes(minute) && !interrupted) {
+            if (std::chrono::steady_clock::now() >= next_scrape) {
+              next_scrape += 5s;
+              for (std::size_t i = 0; i < members.size(); ++i) {
+                if (!members[i]->running() || members[i]->paused()) continue;
+                peaks[i].add(scrape_metrics(network.address(static_cast<int>(i) + 1), kMetricsPort, 1000ms),
+                             members[i]->rss_kib());
+              }
+            }
             std::this_thread::sleep_for(200ms);
           }
           const Counts c = history.counts();
           std::string rss;
           for (auto& m : members) rss += fmt::format(" {}={}KiB", m->config().name, m->rss_kib());
           fmt::print("[{} min] ok {} failed {} unknown {}; rss{}\n", minute, c.ok, c.failed, c.unknown, rss);
+          for (std::size_t i = 0; i < members.size(); ++i) {
+            fmt::print("[{} min] mem {}: {}\n", minute, members[i]->config().name, peaks[i].line());
+            peaks[i] = MemoryPeaks();
+          }
           std::fflush(stdout);
         }
       });

@@ -108,6 +108,11 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
+void ConnectionBytes::add(const Connection& connection) {
+  queued += connection.queued_bytes();
+  reserved += connection.reserved_bytes();
+}
+
 bool Connection::send_frame(FrameKind kind, std::string_view payload) {
   if (closing_) return false;
   if (queued_bytes() + frame_header_bytes + payload.size() > options_.send_queue_bytes_max) return false;

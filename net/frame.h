@@ -74,6 +74,7 @@ class FrameReader {
   // The error with its details (the offending length or version); empty while there is none.
   const std::string& error_message() const { return error_message_; }
   std::size_t buffered_bytes() const { return buffer_.size() - read_offset_; }
+  std::size_t reserved_bytes() const { return buffer_.capacity(); }
 
  private:
   void fail(FrameError error, std::string message);

@@ -224,6 +224,8 @@ class ReplicaHost {
   bool failed() const { return failed_; }
   bool busy() const { return persisting_; }
   std::uint64_t inbox_drops() const { return inbox_drops_; }
+  // Estimated bytes of the inputs waiting in the inbox (metrics).
+  std::size_t inbox_bytes() const { return inbox_bytes_; }
   const raft::Node& node() const { return *node_; }
   const kv::StateMachine& state() const { return *sm_; }
   const kv::LeaseClock& lease_clock() const { return leases_; }
