@@ -137,7 +137,13 @@ void Connection::start_write() {
 
 void Connection::on_write(int status) {
   writing_ = false;
-  inflight_.clear();
+  // The written buffer becomes the next pending one (start_write swaps them): after a burst it
+  // would hold the burst's size for as long as the connection lives, so a large one goes.
+  if (inflight_.capacity() > buffer_retained_bytes_max) {
+    std::string().swap(inflight_);
+  } else {
+    inflight_.clear();
+  }
   if (closing_) return;  // cancelled by close()
   if (status < 0) {
     close(fmt::format("write: {}", uv_error_text(status)));

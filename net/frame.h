@@ -25,6 +25,10 @@ inline constexpr std::uint8_t protocol_version = 1;
 // Default bound on one frame's payload; a connection may set a lower one. Far below 4 GiB, the
 // most the length field can say.
 inline constexpr std::size_t frame_payload_bytes_max = std::size_t{128} << 20;
+// A connection's buffer (send or receive) that drained keeps its allocation up to this size for
+// the next frames; a larger one, grown by a burst (a big frame, or output queued while the other
+// side was slow), is given back, so a burst does not stay resident for the connection's life.
+inline constexpr std::size_t buffer_retained_bytes_max = std::size_t{256} << 10;
 
 // What the payload is. Kinds a receiver does not know are its dispatcher's call (refuse or
 // skip), not the reader's: the frame boundary is intact either way.
