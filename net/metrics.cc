@@ -54,6 +54,8 @@ class PrometheusExporter final : public MetricsExporter {
     gauge("coord_forward_queued_bytes", "Forwarded request bytes waiting to go to the leader", [d](const MetricsSample& s) { return d(s.forward_queued_bytes); });
     gauge("coord_forward_reserved_bytes", "Bytes allocated by the connections to the leader", [d](const MetricsSample& s) { return d(s.forward_reserved_bytes); });
     gauge("coord_inbox_bytes", "Estimated bytes of inputs waiting for the log write in flight", [d](const MetricsSample& s) { return d(s.inbox_bytes); });
+    gauge("coord_ready_messages_peak", "Raft messages in the largest Ready of the last second", [d](const MetricsSample& s) { return d(s.ready_messages_peak); });
+    gauge("coord_ready_message_bytes_peak", "Entry and snapshot bytes those messages carried", [d](const MetricsSample& s) { return d(s.ready_message_bytes_peak); });
     gauge("coord_heap_in_use_bytes", "Bytes in live heap allocations (malloc)", [d](const MetricsSample& s) { return d(s.heap_in_use_bytes); });
     gauge("coord_heap_free_held_bytes", "Free heap bytes malloc keeps from the OS", [d](const MetricsSample& s) { return d(s.heap_free_held_bytes); });
     counter("coord_client_requests_total", "Well-formed client requests", [](const MetricsSample& s) { return s.client_requests; });

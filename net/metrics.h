@@ -35,6 +35,9 @@ struct MetricsSample {
   std::uint64_t forward_queued_bytes = 0;
   std::uint64_t forward_reserved_bytes = 0;
   std::uint64_t inbox_bytes = 0;
+  // The largest Ready of the last second: Raft messages handed out, and their entry bytes.
+  std::uint64_t ready_messages_peak = 0;
+  std::uint64_t ready_message_bytes_peak = 0;
   // malloc's view (net/heap_stats.h): live allocations, and free memory it keeps.
   std::uint64_t heap_in_use_bytes = 0;
   std::uint64_t heap_free_held_bytes = 0;

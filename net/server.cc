@@ -268,11 +268,14 @@ MetricsSample Server::metrics_sample() {
   const std::uint64_t now_ms = uv_now(&loop_.loop);
   if (!heap_sampled_ || now_ms - heap_sampled_ms_ >= 1000) {
     heap_ = heap_stats();
+    ready_peak_ = host_->take_ready_peak();
     heap_sampled_ms_ = now_ms;
     heap_sampled_ = true;
   }
   s.heap_in_use_bytes = heap_.in_use;
   s.heap_free_held_bytes = heap_.free_held;
+  s.ready_messages_peak = ready_peak_.messages;
+  s.ready_message_bytes_peak = ready_peak_.bytes;
   const ClientServerStats& c = client_->stats();
   s.client_requests = c.requests;
   s.client_malformed = c.malformed;

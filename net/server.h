@@ -123,6 +123,7 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<MetricsExporter> metrics_;  // its own threads; fed on the tick
   HeapStats heap_;                            // sampled once a second (mallinfo2 locks the arenas)
+  ReplicaHost::ReadyPeak ready_peak_;         // the host's, taken with the heap's sample
   std::uint64_t heap_sampled_ms_ = 0;
   bool heap_sampled_ = false;
   uv_timer_t* tick_timer_ = nullptr;
