@@ -26,6 +26,7 @@
 #include "harness/history.h"
 #include "harness/locks.h"
 #include "harness/member.h"
+#include "harness/metrics_scrape.h"
 #include "harness/network.h"
 #include "harness/watches.h"
 #include "harness/workload.h"
@@ -41,8 +42,90 @@ constexpr int kExitSetup = 2;
 constexpr int kExitSkip = 77;
 constexpr int kPeerPort = 7001;
 constexpr int kClientPort = 7101;
+constexpr int kMetricsPort = 7201;  // --soak only: what holds each member's memory
 
 std::atomic<bool> interrupted{false};
+
+// The member that says it leads (coord_raft_leader), 0 when none answers so.
+int find_leader(const Network& network, int members) {
+  for (int i = 1; i <= members; ++i) {
+    const auto m = scrape_metrics(network.address(i), kMetricsPort, 1000ms);
+    auto it = m.find("coord_raft_leader");
+    if (it != m.end() && it->second == 1.0) return i;
+  }
+  return 0;
+}
+
+// The focused memory scenario (--slow-leader-rounds): what made a soak member's RSS jump was
+// a slowed link on a member that was probably leading while restarted followers caught up.
+// Each round recreates that and prints the leader's memory gauges every second.
+void run_slow_leader_rounds(int rounds, Network& network, std::vector<std::unique_ptr<Member>>& members,
+                            FaultSchedule& faults) {
+  const int n = static_cast<int>(members.size());
+  auto sample = [&](int round, int leader, const char* phase, int second) {
+    MemoryPeaks one;
+    const auto m = scrape_metrics(network.address(leader), kMetricsPort, 1000ms);
+    one.add(m, members[static_cast<std::size_t>(leader - 1)]->rss_kib());
+    auto at = [&](const char* name) {
+      auto it = m.find(name);
+      return it == m.end() ? 0.0 : it->second;
+    };
+    fmt::print("[round {} {} {:2}s] m{}: {}; peer sent {:.0f} dropped {:.0f}; largest Ready {:.0f} messages {:.1f} MiB\n",
+               round, phase, second, leader, one.line(), at("coord_peer_sent_total"), at("coord_peer_dropped_total"),
+               at("coord_ready_messages_peak"), at("coord_ready_message_bytes_peak") / (1024.0 * 1024.0));
+    std::fflush(stdout);
+  };
+  for (int round = 1; round <= rounds && !interrupted; ++round) {
+    faults.supervise_for(3000ms);
+    int leader = find_leader(network, n);
+    if (leader == 0) {
+      fmt::print("[round {}] no leader; next round\n", round);
+      continue;
+    }
+    // A follower's disk full for 5 s: it holds its log write (and the messages it receives),
+    // then answers them all at once.
+    const int held = leader % n + 1;
+    sample(round, leader, "before", 0);
+    members[static_cast<std::size_t>(held - 1)]->fill_disk();
+    fmt::print("[round {}] m{} leads; m{} disk full\n", round, leader, held);
+    for (int second = 1; second <= 5 && !interrupted; ++second) {
+      faults.supervise_for(1000ms);
+      sample(round, leader, "held", second);
+    }
+    members[static_cast<std::size_t>(held - 1)]->free_disk();
+    if (!members[static_cast<std::size_t>(held - 1)]->running()) members[static_cast<std::size_t>(held - 1)]->start();
+    for (int second = 1; second <= 6 && !interrupted; ++second) {
+      faults.supervise_for(1000ms);
+      sample(round, leader, "freed", second);
+    }
+    leader = find_leader(network, n);
+    if (leader == 0) continue;
+    // Two followers down and back, so the leader has catching up to send.
+    std::vector<int> followers;
+    for (int i = 1; i <= n && followers.size() < 2; ++i) {
+      if (i != leader) followers.push_back(i);
+    }
+    for (int f : followers) members[static_cast<std::size_t>(f - 1)]->kill9();
+    faults.supervise_for(1500ms);
+    for (int f : followers) members[static_cast<std::size_t>(f - 1)]->start();
+    Network::LinkFault slow;
+    slow.delay_ms = 150;
+    slow.jitter_ms = 75;
+    slow.loss_pct = 15;
+    network.degrade(leader, slow);
+    fmt::print("[round {}] m{} leads; m{} m{} restarted; m{} link delay 150ms loss 15%\n", round, leader, followers[0],
+               followers[1], leader);
+    for (int second = 1; second <= 8 && !interrupted; ++second) {
+      faults.supervise_for(1000ms);
+      sample(round, leader, "slow", second);
+    }
+    network.restore(leader);
+    for (int second = 2; second <= 20 && !interrupted; second += 2) {
+      faults.supervise_for(2000ms);
+      sample(round, leader, "after", second);
+    }
+  }
+}
 
 void on_signal(int) { interrupted = true; }
 
@@ -96,6 +179,7 @@ struct Options {
   std::uint64_t seed = 1;
   std::string duration = "60s";
   bool soak = false;
+  int slow_leader_rounds = 0;  // > 0: the focused memory scenario instead of the schedule
   bool stale_reads = false;
   bool pin_workers = false;
   int workers = 4;
@@ -159,6 +243,9 @@ int run(const Options& o) {
               "--listen-peer", fmt::format("{}:{}", network.address(i), kPeerPort),
               "--listen-client", fmt::format("{}:{}", network.address(i), kClientPort),
               "--initial-cluster", cluster, "--log-level", "info"};
+    if (o.soak || o.slow_leader_rounds > 0) {
+      c.args.insert(c.args.end(), {"--listen-metrics", fmt::format("{}:{}", network.address(i), kMetricsPort)});
+    }
     members.push_back(std::make_unique<Member>(std::move(c)));
   }
   for (auto& m : members) m->start();
@@ -215,20 +302,38 @@ int run(const Options& o) {
     const auto quiet = std::max<std::chrono::seconds>(5s, duration / 10);
     if (o.soak) {
       // Progress every minute: operations and memory, so a long run shows a trend.
+      // Every 5 s each member's metrics are read; the minute's line shows, per member, the
+      // largest value of each memory gauge seen in that minute (MiB), so a burst is not missed.
       std::thread progress([&] {
+        std::vector<MemoryPeaks> peaks(members.size());
+        auto next_scrape = std::chrono::steady_clock::now();
         for (int minute = 1; !interrupted && std::chrono::steady_clock::now() < start + duration - quiet; ++minute) {
           while (std::chrono::steady_clock::now() < start + std::chrono::minutes(minute) && !interrupted) {
+            if (std::chrono::steady_clock::now() >= next_scrape) {
+              next_scrape += 5s;
+              for (std::size_t i = 0; i < members.size(); ++i) {
+                if (!members[i]->running() || members[i]->paused()) continue;
+                peaks[i].add(scrape_metrics(network.address(static_cast<int>(i) + 1), kMetricsPort, 1000ms),
+                             members[i]->rss_kib());
+              }
+            }
             std::this_thread::sleep_for(200ms);
           }
           const Counts c = history.counts();
           std::string rss;
           for (auto& m : members) rss += fmt::format(" {}={}KiB", m->config().name, m->rss_kib());
           fmt::print("[{} min] ok {} failed {} unknown {}; rss{}\n", minute, c.ok, c.failed, c.unknown, rss);
+          for (std::size_t i = 0; i < members.size(); ++i) {
+            fmt::print("[{} min] mem {}: {}\n", minute, members[i]->config().name, peaks[i].line());
+            peaks[i] = MemoryPeaks();
+          }
           std::fflush(stdout);
         }
       });
       faults.run(start + duration - quiet);
       progress.join();
+    } else if (o.slow_leader_rounds > 0) {
+      run_slow_leader_rounds(o.slow_leader_rounds, network, members, faults);
     } else {
       faults.run(start + duration - quiet);
     }
@@ -306,6 +411,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Seed of the fault schedule and the workload")->capture_default_str();
   app.add_option("--duration", o.duration, "How long to run: 90s, 30m, 1h")->capture_default_str();
   app.add_flag("--soak", o.soak, "Long run: print operations and memory every minute");
+  app.add_option("--slow-leader-rounds", o.slow_leader_rounds,
+                 "Instead of the schedule: N rounds of two followers killed and restarted, then the "
+                 "leader's link slowed (150 ms, 15% loss), printing the leader's memory every second");
   app.add_option("--workers", o.workers, "Client workers (one coord::Client each)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

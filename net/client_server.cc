@@ -76,6 +76,12 @@ std::size_t ClientServer::queued_bytes(ConnectionId connection) const {
   return it == connections_.end() ? 0 : it->second->queued_bytes();
 }
 
+ConnectionBytes ClientServer::connection_bytes() const {
+  ConnectionBytes total;
+  for (const auto& [id, c] : connections_) total.add(*c);
+  return total;
+}
+
 void ClientServer::send(Connection& connection, const ClientResponse& response) {
   if (connection.send_frame(FrameKind::ClientResponse, encode_response(response))) return;
   if (connection.closing()) return;

@@ -63,6 +63,9 @@ class ClientServer final : private Connection::Handler {
   void respond(ConnectionId connection, const ClientResponse& response);
   // Bytes waiting to go out on the connection (0 once it is gone).
   std::size_t queued_bytes(ConnectionId connection) const;
+  // Totals over every client connection (metrics).
+  ConnectionBytes connection_bytes() const;
+  std::size_t connections() const { return connections_.size(); }
 
   void close();
   const ClientServerStats& stats() const { return stats_; }

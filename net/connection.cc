@@ -108,6 +108,11 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
+void ConnectionBytes::add(const Connection& connection) {
+  queued += connection.queued_bytes();
+  reserved += connection.reserved_bytes();
+}
+
 bool Connection::send_frame(FrameKind kind, std::string_view payload) {
   if (closing_) return false;
   if (queued_bytes() + frame_header_bytes + payload.size() > options_.send_queue_bytes_max) return false;
@@ -132,7 +137,13 @@ void Connection::start_write() {
 
 void Connection::on_write(int status) {
   writing_ = false;
-  inflight_.clear();
+  // The written buffer becomes the next pending one (start_write swaps them): after a burst it
+  // would hold the burst's size for as long as the connection lives, so a large one goes.
+  if (inflight_.capacity() > buffer_retained_bytes_max) {
+    std::string().swap(inflight_);
+  } else {
+    inflight_.clear();
+  }
   if (closing_) return;  // cancelled by close()
   if (status < 0) {
     close(fmt::format("write: {}", uv_error_text(status)));

@@ -22,6 +22,22 @@ namespace coord::net {
 
 using ConnectionId = std::uint64_t;
 
+class Connection;
+
+// What a set of connections holds in memory, for metrics: the bytes queued to go out, and the
+// bytes their buffers hold reserved (capacity of the send and receive buffers, which is what
+// stays resident after a queue has drained).
+struct ConnectionBytes {
+  std::size_t queued = 0;
+  std::size_t reserved = 0;
+  void add(const Connection& connection);
+  ConnectionBytes& operator+=(const ConnectionBytes& other) {
+    queued += other.queued;
+    reserved += other.reserved;
+    return *this;
+  }
+};
+
 struct ConnectionOptions {
   // Largest frame payload accepted from the other side (FrameReader limit).
   // Qualified: unqualified, the name would find this member itself (it did, and read garbage).
@@ -72,6 +88,10 @@ class Connection {
   // connection.
   bool send_frame(FrameKind kind, std::string_view payload);
   std::size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+  // Bytes the connection's buffers hold allocated (send and receive), queued or not.
+  std::size_t reserved_bytes() const {
+    return pending_.capacity() + inflight_.capacity() + read_buffer_.capacity() + reader_.reserved_bytes();
+  }
 
   // Closes now, dropping queued output. Idempotent.
   void close(const std::string& reason);

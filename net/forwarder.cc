@@ -167,6 +167,18 @@ void Forwarder::expire(std::uint64_t now_ms) {
   }
 }
 
+ConnectionBytes Forwarder::connection_bytes() const {
+  ConnectionBytes total;
+  for (const auto& [address, upstream] : upstreams_) {
+    if (upstream.connection != nullptr) total.add(*upstream.connection);
+    for (const std::string& w : upstream.waiting) {
+      total.queued += w.size();
+      total.reserved += w.capacity();
+    }
+  }
+  return total;
+}
+
 void Forwarder::close() {
   if (closed_) return;
   closed_ = true;

@@ -59,6 +59,8 @@ class Forwarder final : private Connection::Handler {
 
   const ForwarderStats& stats() const { return stats_; }
   std::size_t in_flight() const { return pending_.size(); }
+  // Totals over the connections to leaders, with requests waiting for a connect as queued (metrics).
+  ConnectionBytes connection_bytes() const;
 
  private:
   struct Upstream {

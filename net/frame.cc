@@ -95,6 +95,12 @@ std::optional<Frame> FrameReader::next() {
   frame.kind = static_cast<FrameKind>(static_cast<std::uint8_t>(header[5]));
   frame.payload.assign(header + frame_header_bytes, length);
   read_offset_ += frame_header_bytes + length;
+  if (read_offset_ == buffer_.size()) {
+    // Everything handed out: start over, and give back what a large frame made the buffer grow to.
+    buffer_.clear();
+    read_offset_ = 0;
+    if (buffer_.capacity() > buffer_retained_bytes_max) std::string().swap(buffer_);
+  }
   return frame;
 }
 

@@ -25,6 +25,10 @@ inline constexpr std::uint8_t protocol_version = 1;
 // Default bound on one frame's payload; a connection may set a lower one. Far below 4 GiB, the
 // most the length field can say.
 inline constexpr std::size_t frame_payload_bytes_max = std::size_t{128} << 20;
+// A connection's buffer (send or receive) that drained keeps its allocation up to this size for
+// the next frames; a larger one, grown by a burst (a big frame, or output queued while the other
+// side was slow), is given back, so a burst does not stay resident for the connection's life.
+inline constexpr std::size_t buffer_retained_bytes_max = std::size_t{256} << 10;
 
 // What the payload is. Kinds a receiver does not know are its dispatcher's call (refuse or
 // skip), not the reader's: the frame boundary is intact either way.
@@ -74,6 +78,7 @@ class FrameReader {
   // The error with its details (the offending length or version); empty while there is none.
   const std::string& error_message() const { return error_message_; }
   std::size_t buffered_bytes() const { return buffer_.size() - read_offset_; }
+  std::size_t reserved_bytes() const { return buffer_.capacity(); }
 
  private:
   void fail(FrameError error, std::string message);

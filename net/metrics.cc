@@ -46,6 +46,18 @@ class PrometheusExporter final : public MetricsExporter {
     gauge("coord_kv_leases", "Leases alive", [d](const MetricsSample& s) { return d(s.leases); });
     gauge("coord_kv_watchers", "Watch streams open on this member", [d](const MetricsSample& s) { return d(s.watchers); });
     gauge("coord_forwards_in_flight", "Writes forwarded to the leader, not answered yet", [d](const MetricsSample& s) { return d(s.forwards_in_flight); });
+    gauge("coord_client_connections", "Client connections open", [d](const MetricsSample& s) { return d(s.client_connections); });
+    gauge("coord_client_queued_bytes", "Response bytes waiting to go out, all client connections", [d](const MetricsSample& s) { return d(s.client_queued_bytes); });
+    gauge("coord_client_reserved_bytes", "Bytes allocated by client connections' buffers", [d](const MetricsSample& s) { return d(s.client_reserved_bytes); });
+    gauge("coord_peer_queued_bytes", "Raft message bytes waiting to go out, all peer connections", [d](const MetricsSample& s) { return d(s.peer_queued_bytes); });
+    gauge("coord_peer_reserved_bytes", "Bytes allocated by peer connections' buffers", [d](const MetricsSample& s) { return d(s.peer_reserved_bytes); });
+    gauge("coord_forward_queued_bytes", "Forwarded request bytes waiting to go to the leader", [d](const MetricsSample& s) { return d(s.forward_queued_bytes); });
+    gauge("coord_forward_reserved_bytes", "Bytes allocated by the connections to the leader", [d](const MetricsSample& s) { return d(s.forward_reserved_bytes); });
+    gauge("coord_inbox_bytes", "Estimated bytes of inputs waiting for the log write in flight", [d](const MetricsSample& s) { return d(s.inbox_bytes); });
+    gauge("coord_ready_messages_peak", "Raft messages in the largest Ready of the last second", [d](const MetricsSample& s) { return d(s.ready_messages_peak); });
+    gauge("coord_ready_message_bytes_peak", "Entry and snapshot bytes those messages carried", [d](const MetricsSample& s) { return d(s.ready_message_bytes_peak); });
+    gauge("coord_heap_in_use_bytes", "Bytes in live heap allocations (malloc)", [d](const MetricsSample& s) { return d(s.heap_in_use_bytes); });
+    gauge("coord_heap_free_held_bytes", "Free heap bytes malloc keeps from the OS", [d](const MetricsSample& s) { return d(s.heap_free_held_bytes); });
     counter("coord_client_requests_total", "Well-formed client requests", [](const MetricsSample& s) { return s.client_requests; });
     counter("coord_client_malformed_total", "Client frames refused as malformed", [](const MetricsSample& s) { return s.client_malformed; });
     counter("coord_client_refused_connections_total", "Client connections refused (limit)", [](const MetricsSample& s) { return s.client_refused_connections; });

@@ -25,6 +25,22 @@ struct MetricsSample {
   std::uint64_t leases = 0;
   std::uint64_t watchers = 0;
   std::uint64_t forwards_in_flight = 0;
+  // Memory held by queues and buffers, in bytes: queued is what waits to go out, reserved what
+  // the connections' buffers hold allocated (it stays after a queue drains).
+  std::uint64_t client_connections = 0;
+  std::uint64_t client_queued_bytes = 0;
+  std::uint64_t client_reserved_bytes = 0;
+  std::uint64_t peer_queued_bytes = 0;
+  std::uint64_t peer_reserved_bytes = 0;
+  std::uint64_t forward_queued_bytes = 0;
+  std::uint64_t forward_reserved_bytes = 0;
+  std::uint64_t inbox_bytes = 0;
+  // The largest Ready of the last second: Raft messages handed out, and their entry bytes.
+  std::uint64_t ready_messages_peak = 0;
+  std::uint64_t ready_message_bytes_peak = 0;
+  // malloc's view (net/heap_stats.h): live allocations, and free memory it keeps.
+  std::uint64_t heap_in_use_bytes = 0;
+  std::uint64_t heap_free_held_bytes = 0;
   // Counters.
   std::uint64_t client_requests = 0;
   std::uint64_t client_malformed = 0;

@@ -305,6 +305,17 @@ PeerTransport::Peer* PeerTransport::outbound_peer(const Connection& connection) 
   return nullptr;
 }
 
+ConnectionBytes PeerTransport::connection_bytes() const {
+  ConnectionBytes total;
+  for (const auto& [id, peer] : peers_) {
+    if (peer.connection != nullptr) total.add(*peer.connection);
+  }
+  for (const auto& [id, inbound] : inbound_) {
+    if (inbound.connection != nullptr) total.add(*inbound.connection);
+  }
+  return total;
+}
+
 void PeerTransport::close() {
   if (closed_) return;
   closed_ = true;

@@ -88,6 +88,8 @@ class PeerTransport final : private Connection::Handler {
   void close();
 
   const PeerTransportStats& stats() const { return stats_; }
+  // Totals over every peer connection, outbound and inbound (metrics).
+  ConnectionBytes connection_bytes() const;
 
  private:
   struct Peer {

@@ -1169,6 +1169,18 @@ void ReplicaHost::stop() { stopped_ = true; }
 
 void ReplicaHost::start_ready() {
   raft::Ready ready = node_->ready();
+  {
+    ReadyPeak r;
+    for (const auto* list : {&ready.early_messages, &ready.messages}) {
+      for (const raft::Message& m : *list) {
+        ++r.messages;
+        r.bytes += m.snapshot_chunk.size();
+        for (const raft::Entry& e : m.entries) r.bytes += e.data.size();
+      }
+    }
+    if (r.bytes > ready_peak_.bytes) ready_peak_.bytes = r.bytes;
+    if (r.messages > ready_peak_.messages) ready_peak_.messages = r.messages;
+  }
   // A leader's appends go out now, while its own log write runs (raft/ready.h): the followers'
   // fsyncs overlap ours instead of following it.
   for (const raft::Message& m : ready.early_messages) send_raft(m);

@@ -51,6 +51,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -231,6 +232,15 @@ class ReplicaHost {
   bool failed() const { return failed_; }
   bool busy() const { return persisting_; }
   std::uint64_t inbox_drops() const { return inbox_drops_; }
+  // Estimated bytes of the inputs waiting in the inbox (metrics).
+  std::size_t inbox_bytes() const { return inbox_bytes_; }
+  // The largest Ready since the last call, by the Raft messages it handed out: their count and
+  // the bytes of entries and snapshot chunks they carry (metrics; all of them are in memory at once).
+  struct ReadyPeak {
+    std::size_t messages = 0;
+    std::size_t bytes = 0;
+  };
+  ReadyPeak take_ready_peak() { return std::exchange(ready_peak_, ReadyPeak{}); }
   const raft::Node& node() const { return *node_; }
   const kv::StateMachine& state() const { return *sm_; }
   const kv::LeaseClock& lease_clock() const { return leases_; }
@@ -472,6 +482,7 @@ class ReplicaHost {
   bool in_start_ready_ = false;
   std::deque<Input> inbox_;
   std::size_t inbox_bytes_ = 0;
+  ReadyPeak ready_peak_;
   int pending_ticks_ = 0;
   std::uint64_t inbox_drops_ = 0;
 

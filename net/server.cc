@@ -240,7 +240,7 @@ void Server::fatal(const std::string& reason) {
   stop(fmt::format("fatal: {}", reason));
 }
 
-MetricsSample Server::metrics_sample() const {
+MetricsSample Server::metrics_sample() {
   MetricsSample s;
   const raft::Node& node = host_->node();
   s.leader = node.role() == raft::Role::Leader;
@@ -254,6 +254,28 @@ MetricsSample Server::metrics_sample() const {
   s.leases = host_->state().lease_count();
   s.watchers = host_->watch_streams();
   s.forwards_in_flight = forwarder_->in_flight();
+  s.client_connections = client_->connections();
+  const ConnectionBytes client_bytes = client_->connection_bytes();
+  s.client_queued_bytes = client_bytes.queued;
+  s.client_reserved_bytes = client_bytes.reserved;
+  const ConnectionBytes peer_bytes = peer_->connection_bytes();
+  s.peer_queued_bytes = peer_bytes.queued;
+  s.peer_reserved_bytes = peer_bytes.reserved;
+  const ConnectionBytes forward_bytes = forwarder_->connection_bytes();
+  s.forward_queued_bytes = forward_bytes.queued;
+  s.forward_reserved_bytes = forward_bytes.reserved;
+  s.inbox_bytes = host_->inbox_bytes();
+  const std::uint64_t now_ms = uv_now(&loop_.loop);
+  if (!heap_sampled_ || now_ms - heap_sampled_ms_ >= 1000) {
+    heap_ = heap_stats();
+    ready_peak_ = host_->take_ready_peak();
+    heap_sampled_ms_ = now_ms;
+    heap_sampled_ = true;
+  }
+  s.heap_in_use_bytes = heap_.in_use;
+  s.heap_free_held_bytes = heap_.free_held;
+  s.ready_messages_peak = ready_peak_.messages;
+  s.ready_message_bytes_peak = ready_peak_.bytes;
   const ClientServerStats& c = client_->stats();
   s.client_requests = c.requests;
   s.client_malformed = c.malformed;

@@ -109,6 +109,12 @@ TEST_CASE("--listen-metrics serves Prometheus text: role, indexes, revision, cou
     CHECK(metric(text, "coord_raft_applied_index", name) >= 2);
     CHECK(metric(text, "coord_peer_received_total", name) > 0);
     CHECK(text.find("# TYPE coord_client_requests_total counter") != std::string::npos);
+    // Memory gauges: the peer connections hold buffers, and malloc has live bytes.
+    CHECK(metric(text, "coord_peer_reserved_bytes", name) > 0);
+    CHECK(metric(text, "coord_heap_in_use_bytes", name) > 0);
+    CHECK(metric(text, "coord_heap_free_held_bytes", name) >= 0);
+    CHECK(metric(text, "coord_client_queued_bytes", name) >= 0);
+    CHECK(metric(text, "coord_ready_message_bytes_peak", name) >= 0);
   }
 }
 
