@@ -10,7 +10,14 @@ dir="$(mktemp -d /tmp/coord-e2e-ctl-XXXXXX)"
 pids=()
 
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; kill -CONT "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$dir"
 }
@@ -23,6 +30,21 @@ fail() {
     tail -n 20 "$dir/$n.log" >&2 2>/dev/null || true
   done
   exit 1
+}
+
+# Waits for PID to exit, at most SECONDS, and returns its status; one still running then is
+# killed and the test fails naming WHAT (a bare `wait` would hang the test until ctest's timeout).
+reap() {
+  local pid="$1" seconds="$2" what="$3"
+  for _ in $(seq 1 $((seconds * 10))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null
+    fail "$what did not exit within $seconds s"
+  fi
+  wait "$pid"
 }
 
 # shellcheck source=e2e_cluster_lib.sh
@@ -140,7 +162,7 @@ for _ in $(seq 1 100); do
 done
 kill -0 "$watch_pid" 2>/dev/null && fail "watch did not end after 2 events: $(cat "$dir/watch.out")"
 rc=0
-wait "$watch_pid" || rc=$?
+reap "$watch_pid" 20 "the watch" || rc=$?
 [ "$rc" -eq 0 ] || fail "watch exited $rc: $(cat "$dir/watch.out")"
 [ "$(cat "$dir/watch.out")" = $'created /live revision=13 value=a\nupdated /live revision=14 value=b prev=a' ] ||
   fail "live watch printed '$(cat "$dir/watch.out")'"
@@ -159,7 +181,7 @@ if kill -0 "$watch_pid" 2>/dev/null; then
   kill -KILL "$watch_pid"
   fail "an interrupted watch did not exit"
 fi
-wait "$watch_pid" || rc=$?
+reap "$watch_pid" 20 "the watch" || rc=$?
 [ "$rc" -eq 0 ] || fail "interrupted watch exited $rc"
 
 # Reads at a past revision, then compaction.
@@ -230,10 +252,10 @@ sleep 0.5
 grep -q "second=" "$dir/second.out" && fail "the second locker ran while the first held the lock"
 kill -TERM "$first_pid"
 rc=0
-wait "$first_pid" || rc=$?
+reap "$first_pid" 20 "the first locker: $(cat "$dir/first.out")" || rc=$?
 [ "$rc" -eq 143 ] || fail "first locker exited $rc, wanted 143 (its command got SIGTERM): $(cat "$dir/first.out")"
 wait_for_line "$dir/second.out" "second=" || fail "second locker: $(cat "$dir/second.out")"
-wait "$second_pid" || fail "second locker exited non-zero: $(cat "$dir/second.out")"
+reap "$second_pid" 20 "the second locker: $(cat "$dir/second.out")" || fail "second locker exited non-zero: $(cat "$dir/second.out")"
 second_token="$(sed -n 's/^second=//p' "$dir/second.out")"
 [ "$second_token" -gt "$first_token" ] || fail "tokens: first $first_token, second $second_token"
 
@@ -253,7 +275,7 @@ for _ in $(seq 1 100); do
   kill -0 "$lost_pid" 2>/dev/null || break
   sleep 0.1
 done
-wait "$lost_pid" || rc=$?
+reap "$lost_pid" 20 "the locker that lost its lock: $(cat "$dir/lost.out")" || rc=$?
 [ "$rc" -eq 4 ] || fail "a lost lock: exit $rc, wanted 4: $(cat "$dir/lost.out")"
 grep -qF "lost the lock /locks/l3" "$dir/lost.out" || fail "lost lock not reported: $(cat "$dir/lost.out")"
 grep -qx "stopped" "$dir/lost.out" || fail "the command was not stopped: $(cat "$dir/lost.out")"
@@ -285,20 +307,20 @@ sleep 0.3
 grep -q "elected" "$dir/beta.out" && fail "beta was elected while alpha led"
 kill -INT "$alpha_pid"
 rc=0
-wait "$alpha_pid" || rc=$?
+reap "$alpha_pid" 20 "alpha: $(cat "$dir/alpha.out")" || rc=$?
 [ "$rc" -eq 0 ] || fail "alpha exited $rc: $(cat "$dir/alpha.out")"
 [ "$(tail -n 1 "$dir/alpha.out")" = "resigned /elections/e1" ] || fail "alpha printed '$(cat "$dir/alpha.out")'"
 wait_for_line "$dir/beta.out" "elected /elections/e1 value=beta" || fail "beta: $(cat "$dir/beta.out")"
 beta_token="$(sed -n 's/^elected .* token=\([0-9]*\) .*/\1/p' "$dir/beta.out")"
 [ "$beta_token" -gt "$alpha_token" ] || fail "tokens: alpha $alpha_token, beta $beta_token"
 rc=0
-wait "$observe_pid" || rc=$?
+reap "$observe_pid" 20 "the observer: $(cat "$dir/observe.out")" || rc=$?
 [ "$rc" -eq 0 ] || fail "observer exited $rc"
 [ "$(sed -n 2p "$dir/observe.out")" = "$(sed -n 's/^elected/leader/p' "$dir/beta.out")" ] ||
   fail "observer printed '$(cat "$dir/observe.out")'"
 kill -TERM "$beta_pid"
 rc=0
-wait "$beta_pid" || rc=$?
+reap "$beta_pid" 20 "beta: $(cat "$dir/beta.out")" || rc=$?
 [ "$rc" -eq 0 ] && [ "$(tail -n 1 "$dir/beta.out")" = "resigned /elections/e1" ] || fail "beta: exit $rc, $(cat "$dir/beta.out")"
 expect 0 "no leader /elections/e1" elect --observe e1 --max-events 1
 expect_error 2 "elect needs NAME VALUE" elect e1
