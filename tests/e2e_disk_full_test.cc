@@ -23,6 +23,7 @@
 #include "kv/command.h"
 #include "net/disk_full.h"
 #include "net/member_table.h"
+#include "tmpfs_mount.h"
 
 namespace {
 
@@ -35,48 +36,7 @@ constexpr std::uint64_t kReserveMb = 8;
 const std::vector<std::string> kArgs{"--tick-ms", "50", "--election-ticks", "10", "--log-level", "debug",
                                      "--disk-reserve-mb", std::to_string(kReserveMb)};
 
-// A tmpfs on a member's data directory, unmounted (lazily: coordd may still hold files) at the end.
-class SmallDataDir {
- public:
-  SmallDataDir(const std::string& path, std::size_t bytes) : path_(path) {
-    std::filesystem::create_directories(path);
-    const std::string options = fmt::format("size={}", bytes);
-    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, options.c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallDataDir() {
-    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
-  }
-  SmallDataDir(const SmallDataDir&) = delete;
-  SmallDataDir& operator=(const SmallDataDir&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
-  // Fills the file system until `left` bytes are free.
-  void fill(std::uint64_t left) {
-    const auto free = net::free_disk_bytes(path_);
-    REQUIRE(free.has_value());
-    REQUIRE(*free > left);
-    std::ofstream out(filler(), std::ios::binary | std::ios::trunc);
-    const std::string block(1 << 20, 'f');
-    for (std::uint64_t n = *free - left; n > 0;) {
-      const std::size_t piece = static_cast<std::size_t>(std::min<std::uint64_t>(n, block.size()));
-      out.write(block.data(), static_cast<std::streamsize>(piece));
-      n -= piece;
-    }
-    out.flush();
-    REQUIRE(out.good());
-    out.close();
-    MESSAGE("filled ", path_, ": ", net::free_disk_bytes(path_).value_or(0), " bytes free");
-  }
-  void free_space() { std::filesystem::remove(filler()); }
-
- private:
-  std::string filler() const { return path_ + "/filler"; }
-  std::string path_;
-  bool mounted_ = false;
-  std::string error_;
-};
+using SmallDataDir = coordtest::TmpfsMount;  // a member's data directory on a tmpfs of its own
 
 kv::Body put_body(const std::string& path, const std::string& value) {
   kv::Op op = kv::Op::put(path, value);

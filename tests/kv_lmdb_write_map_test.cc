@@ -16,6 +16,7 @@
 #include "kv/lmdb_storage.h"
 #include "kv/storage.h"
 #include "kv_test_util.h"
+#include "tmpfs_mount.h"
 
 namespace {
 
@@ -48,41 +49,20 @@ void check_rows(LmdbStorage& storage, int from, int to, std::size_t bytes) {
   }
 }
 
-// A tmpfs of `bytes` on `path`, unmounted at the end.
-class SmallFs {
- public:
-  SmallFs(const std::string& path, std::size_t bytes) : path_(path) {
-    std::filesystem::create_directories(path);
-    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, fmt::format("size={}", bytes).c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallFs() {
-    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
-  }
-  SmallFs(const SmallFs&) = delete;
-  SmallFs& operator=(const SmallFs&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
+using SmallFs = coordtest::TmpfsMount;
 
-  // Writes a filler file until the file system is full, then gives back `left` bytes.
-  void fill(std::uint64_t left = 0) {
-    {
-      std::ofstream out(filler(), std::ios::binary | std::ios::trunc);
-      const std::string block(4096, 'f');
-      for (int i = 0; i < 1 << 20 && out.write(block.data(), block.size()); ++i) {
-      }
-    }
-    const std::uint64_t size = std::filesystem::file_size(filler());
-    REQUIRE(size > left);
-    std::filesystem::resize_file(filler(), size - left);
+// A store's directory on a tmpfs of its own.
+struct StoreOnSmallFs {
+  explicit StoreOnSmallFs(std::size_t bytes)
+      : fs(dir.path() + "/fs", bytes), options(test_lmdb_options(dir.path() + "/fs/db")) {}
+  // False (and says so) without root, where the case is not run.
+  bool mounted() const {
+    if (!fs.mounted()) MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
+    return fs.mounted();
   }
-  void free_space() { std::filesystem::remove(filler()); }
-
- private:
-  std::string filler() const { return path_ + "/filler"; }
-  std::string path_;
-  bool mounted_ = false;
-  std::string error_;
+  TempDir dir;
+  SmallFs fs;
+  LmdbOptions options;
 };
 
 }  // namespace
@@ -121,13 +101,10 @@ TEST_CASE("kv lmdb write map: one transaction far bigger than the room kept ahea
 }
 
 TEST_CASE("kv lmdb write map: a full file system is ENOSPC before anything changes, and writes go on once there is room") {
-  TempDir dir;
-  SmallFs fs(dir.path() + "/fs", std::size_t{8} << 20);
-  if (!fs.mounted()) {
-    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
-    return;
-  }
-  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  StoreOnSmallFs small(std::size_t{8} << 20);
+  if (!small.mounted()) return;
+  SmallFs& fs = small.fs;
+  LmdbOptions options = small.options;
   LmdbStorage storage(options);
   REQUIRE(storage.write_map());
   write_rows(storage, 0, 100, 1000);
@@ -161,13 +138,10 @@ TEST_CASE("kv lmdb write map: a full file system is ENOSPC before anything chang
 bool lack_of_room(const StorageError& e) { return e.code() == ENOSPC || e.code() == EIO; }
 
 TEST_CASE("kv lmdb write map: a store written without it, with holes below its last page, reopened with it on a nearly full file system: ENOSPC, never SIGBUS") {
-  TempDir dir;
-  SmallFs fs(dir.path() + "/fs", std::size_t{16} << 20);
-  if (!fs.mounted()) {
-    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
-    return;
-  }
-  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  StoreOnSmallFs small(std::size_t{16} << 20);
+  if (!small.mounted()) return;
+  SmallFs& fs = small.fs;
+  LmdbOptions options = small.options;
   options.write_map = false;  // as a build before MDB_WRITEMAP wrote it
   {
     LmdbStorage storage(options);
@@ -203,13 +177,10 @@ TEST_CASE("kv lmdb write map: a store written without it, with holes below its l
 }
 
 TEST_CASE("kv lmdb write map: a store opens on a full file system and serves its reads, and a write is refused for lack of room") {
-  TempDir dir;
-  SmallFs fs(dir.path() + "/fs", std::size_t{8} << 20);
-  if (!fs.mounted()) {
-    MESSAGE("cannot mount a tmpfs (" << fs.error() << "); needs root: not run");
-    return;
-  }
-  LmdbOptions options = test_lmdb_options(dir.path() + "/fs/db");
+  StoreOnSmallFs small(std::size_t{8} << 20);
+  if (!small.mounted()) return;
+  SmallFs& fs = small.fs;
+  LmdbOptions options = small.options;
   options.write_map = false;  // a file of its pages and no room ahead, as a build before wrote it
   {
     LmdbStorage storage(options);

@@ -26,6 +26,7 @@
 #include "net/os_random.h"
 #include "net/replica_host.h"
 #include "storage/snapshot_file.h"
+#include "tmpfs_mount.h"
 
 namespace {
 
@@ -573,28 +574,7 @@ TEST_CASE("host: membership changes on a one-member cluster, kept in DIR/members
 
 namespace {
 
-// A tmpfs on `path`, unmounted (lazily) at the end; mounting needs root (else the case skips).
-struct SmallFs {
-  SmallFs(const std::string& p, std::size_t bytes) : path(p) {
-    std::filesystem::create_directories(path);
-    mounted = ::mount("tmpfs", path.c_str(), "tmpfs", 0, fmt::format("size={}", bytes).c_str()) == 0;
-  }
-  ~SmallFs() {
-    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
-  }
-  // Writes a filler file until the file system has no room left at all.
-  void fill() {
-    std::FILE* f = std::fopen((path + "/filler").c_str(), "wb");
-    REQUIRE(f != nullptr);
-    const std::string block(4096, 'f');
-    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
-    }
-    std::fclose(f);
-  }
-  void free_space() { std::filesystem::remove(path + "/filler"); }
-  std::string path;
-  bool mounted = false;
-};
+using SmallFs = coordtest::TmpfsMount;
 
 bool table_has(const std::string& dir, const std::string& name) {
   const auto table = net::load_member_table(dir);
@@ -609,14 +589,14 @@ TEST_CASE("host: a member table that a hello could not save (no room) holds no a
   // on file systems with room, so only DIR/members finds none.
   const std::string dir = f.dir + "/data";
   SmallFs root_fs(dir, std::size_t{1} << 20);
-  if (!root_fs.mounted) {
+  if (!root_fs.mounted()) {
     MESSAGE("skipped: cannot mount a tmpfs (needs root)");
     return;
   }
   SmallFs raft_fs(dir + "/raft", std::size_t{64} << 20);
   SmallFs kv_fs(dir + "/kv", std::size_t{64} << 20);
-  REQUIRE(raft_fs.mounted);
-  REQUIRE(kv_fs.mounted);
+  REQUIRE(raft_fs.mounted());
+  REQUIRE(kv_fs.mounted());
   f.options.disk_full.reserve_bytes = 0;
   f.options.log_map_bytes = std::size_t{64} << 20;
   f.options.kv_map_bytes = std::size_t{64} << 20;

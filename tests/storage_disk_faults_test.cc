@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "storage/lmdb_log_store.h"
+#include "tmpfs_mount.h"
 
 namespace raft = coord::raft;
 using coord::storage::LmdbLogStore;
@@ -224,28 +225,7 @@ TEST_CASE("disk faults: a byte flipped in data.mdb is refused with the file and 
 
 namespace {
 
-// A small tmpfs at `path`, unmounted at the end. Mounting needs root (CAP_SYS_ADMIN).
-class SmallFileSystem {
- public:
-  SmallFileSystem(const std::string& path, std::size_t bytes) : path_(path) {
-    std::filesystem::create_directories(path);
-    const std::string options = fmt::format("size={}", bytes);
-    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, options.c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallFileSystem() {
-    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
-  }
-  SmallFileSystem(const SmallFileSystem&) = delete;
-  SmallFileSystem& operator=(const SmallFileSystem&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-  std::string error_;
-};
+using SmallFileSystem = coordtest::TmpfsMount;
 
 }  // namespace
 
