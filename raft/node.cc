@@ -630,12 +630,6 @@ void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.read_round_acked = std::max(pr.read_round_acked, m.context);
   release_confirmed_reads();
   if (pr.match < log_.last_index()) {
-    // Once per heartbeat round: a follower that answers a backlog of heartbeats at once (after
-    // a stall, or a slow link's queue draining) would otherwise get one Append per answer, each
-    // the same entries up to append_bytes_max, all in one Ready (a member's memory rose by
-    // hundreds of MiB that way in the fault soak).
-    if (pr.heartbeat_resend_round == heartbeat_round_) return;
-    pr.heartbeat_resend_round = heartbeat_round_;
     // The follower is behind: an Append or its answer may have been lost. Probing again (or,
     // when the pipeline is full, freeing one slot) makes replication resume.
     if (pr.state == Progress::State::Probe) pr.probe_sent = false;
@@ -740,7 +734,6 @@ void Node::broadcast_append() {
 }
 
 void Node::broadcast_heartbeat() {
-  ++heartbeat_round_;
   for (auto& [id, pr] : progress_) {
     Message m;
     m.type = MessageType::Heartbeat;

@@ -180,9 +180,6 @@ class Node {
 
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
-  // Heartbeat broadcasts so far (leader): a lagging follower's heartbeat answers trigger at most
-  // one resend per broadcast (Progress::heartbeat_resend_round).
-  std::uint64_t heartbeat_round_ = 0;
   int randomized_election_ticks_ = 0;
 
   std::map<NodeId, Progress> progress_;  // leader only; one per peer (not self)

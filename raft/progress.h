@@ -29,8 +29,6 @@ struct Progress {
   bool recent_active = false;
   // Highest read round this follower acknowledged in a heartbeat response.
   std::uint64_t read_round_acked = 0;
-  // The leader's heartbeat round in which a heartbeat answer last made it resend to this follower.
-  std::uint64_t heartbeat_resend_round = 0;
 
   // Snapshot transfer: what we send, how far the follower has confirmed, and ticks since the
   // last chunk went out (to resend a lost one).

@@ -99,64 +99,6 @@ TEST_CASE("Appends lost in the pipeline are recovered by the next heartbeat") {
   CHECK(c.failures().empty());
 }
 
-TEST_CASE("a burst of heartbeat answers from a lagging follower resends its entries once, not once per answer") {
-  TestCluster c(3);
-  c.elect(1);
-  c.block(1, 3);
-  for (int i = 0; i < 10; ++i) c.node(1).propose(std::string(300, 'e'));
-  c.stabilize();
-  REQUIRE(c.node(3).log().last_index() == 1);
-  c.heal();
-  // The leader learns node 3 lags and probes it with the entries; that probe is lost.
-  c.tick(1, 1);
-  bool probe_lost = false;
-  for (int step = 0; step < 20 && !probe_lost; ++step) {
-    c.process_readies();
-    for (const Message& m : c.take_all()) {
-      if (m.type == MessageType::Append && m.to == 3 && !m.entries.empty()) {
-        probe_lost = true;
-      } else {
-        c.deliver(m);
-      }
-    }
-  }
-  REQUIRE(probe_lost);
-  c.process_readies();
-  c.take_all();
-
-  // Five heartbeats reach node 3 late, together (a stalled follower, or a slow link's queue
-  // draining), and it answers all five at once.
-  c.tick(1, 5);
-  c.process_readies();
-  std::vector<Message> heartbeats =
-      c.take([](const Message& m) { return m.type == MessageType::Heartbeat && m.to == 3; });
-  REQUIRE(heartbeats.size() == 5);
-  c.take_all();
-  for (const Message& m : heartbeats) c.deliver(m);
-  c.process_readies();
-  std::vector<Message> answers =
-      c.take([](const Message& m) { return m.type == MessageType::HeartbeatResp && m.from == 3; });
-  REQUIRE(answers.size() == 5);
-  c.take_all();
-
-  // Handled in one Ready: one Append with the entries goes to node 3, not five copies.
-  for (const Message& m : answers) c.deliver(m);
-  c.process_readies();
-  std::vector<Message> out = c.take_all();
-  std::size_t appends_with_entries = 0;
-  for (const Message& m : out) {
-    if (m.type == MessageType::Append && m.to == 3 && !m.entries.empty()) ++appends_with_entries;
-  }
-  CHECK(appends_with_entries == 1);
-
-  // The next heartbeat round may resend again, and node 3 catches up.
-  for (const Message& m : out) c.deliver(m);
-  c.stabilize();
-  CHECK(c.node(3).log().last_index() == c.node(1).log().last_index());
-  CHECK(c.node(3).commit() == c.node(1).commit());
-  CHECK(c.failures().empty());
-}
-
 TEST_CASE("fast back-off skips a whole conflicting term per round trip") {
   TestCluster c(3, [](Config& cfg) {
     cfg.pre_vote = false;
