@@ -68,6 +68,7 @@ class PrometheusExporter final : public MetricsExporter {
     counter("coord_inbox_drops_total", "Inputs refused while a log write was in flight", [](const MetricsSample& s) { return s.inbox_drops; });
     counter("coord_forwarded_total", "Writes forwarded to the leader", [](const MetricsSample& s) { return s.forwarded; });
     counter("coord_forward_failures_total", "Forwarded writes timed out or lost", [](const MetricsSample& s) { return s.forward_failures; });
+    counter("coord_heap_trims_total", "Times free heap memory was given back to the OS (malloc_trim)", [](const MetricsSample& s) { return s.heap_trims; });
 
     exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
     exposer_->RegisterCollectable(registry_);

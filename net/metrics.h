@@ -41,6 +41,7 @@ struct MetricsSample {
   // malloc's view (net/heap_stats.h): live allocations, and free memory it keeps.
   std::uint64_t heap_in_use_bytes = 0;
   std::uint64_t heap_free_held_bytes = 0;
+  std::uint64_t heap_trims = 0;
   // Counters.
   std::uint64_t client_requests = 0;
   std::uint64_t client_malformed = 0;

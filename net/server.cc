@@ -121,6 +121,7 @@ void Server::start_handles() {
                  auto* self = static_cast<Server*>(t->data);
                  self->host_->tick();
                  self->forwarder_->expire(uv_now(t->loop));
+                 self->heap_.tick(uv_now(t->loop));
                  if (self->metrics_) self->metrics_->update(self->metrics_sample());
                },
                options_.tick_ms, options_.tick_ms),
@@ -266,14 +267,14 @@ MetricsSample Server::metrics_sample() {
   s.forward_reserved_bytes = forward_bytes.reserved;
   s.inbox_bytes = host_->inbox_bytes();
   const std::uint64_t now_ms = uv_now(&loop_.loop);
-  if (!heap_sampled_ || now_ms - heap_sampled_ms_ >= 1000) {
-    heap_ = heap_stats();
+  if (!ready_peak_taken_ || now_ms - ready_peak_ms_ >= 1000) {
     ready_peak_ = host_->take_ready_peak();
-    heap_sampled_ms_ = now_ms;
-    heap_sampled_ = true;
+    ready_peak_ms_ = now_ms;
+    ready_peak_taken_ = true;
   }
-  s.heap_in_use_bytes = heap_.in_use;
-  s.heap_free_held_bytes = heap_.free_held;
+  s.heap_in_use_bytes = heap_.last_sample().in_use;
+  s.heap_free_held_bytes = heap_.last_sample().free_held;
+  s.heap_trims = heap_.trims();
   s.ready_messages_peak = ready_peak_.messages;
   s.ready_message_bytes_peak = ready_peak_.bytes;
   const ClientServerStats& c = client_->stats();

@@ -21,7 +21,7 @@
 #include "net/cluster_config.h"
 #include "net/data_dir.h"
 #include "net/forwarder.h"
-#include "net/heap_stats.h"
+#include "net/heap_trim.h"
 #include "net/metrics.h"
 #include "net/os_random.h"
 #include "net/peer_transport.h"
@@ -122,10 +122,10 @@ class Server final : private HostOutput, private PeerTransport::Sink, private Cl
   std::unique_ptr<PeerTransport> peer_;
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<MetricsExporter> metrics_;  // its own threads; fed on the tick
-  HeapStats heap_;                            // sampled once a second (mallinfo2 locks the arenas)
-  ReplicaHost::ReadyPeak ready_peak_;         // the host's, taken with the heap's sample
-  std::uint64_t heap_sampled_ms_ = 0;
-  bool heap_sampled_ = false;
+  HeapTrimmer heap_;                          // samples (mallinfo2 locks the arenas) and trims, once a second
+  ReplicaHost::ReadyPeak ready_peak_;         // the host's, taken once a second
+  std::uint64_t ready_peak_ms_ = 0;
+  bool ready_peak_taken_ = false;
   uv_timer_t* tick_timer_ = nullptr;
   uv_check_t* pump_check_ = nullptr;
   uv_signal_t* sigint_ = nullptr;
