@@ -136,6 +136,19 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   config.snapshot_receiver = [dir = log_->directory()](const raft::SnapshotMeta& meta) {
     return std::make_unique<FileSnapshotReceiver>(dir, meta.index);
   };
+  if (options_.log_memory_bytes_max > 0) {
+    config.log_memory_bytes_max = options_.log_memory_bytes_max;
+    // Read on the loop thread, beside the disk thread's writes (lmdb_log_store.h). A damaged
+    // entry stops the replica, as it would at the next restart's load().
+    config.read_entries = [this](raft::Index lo, raft::Index hi, std::size_t max_bytes) {
+      try {
+        return log_->read_entries(lo, hi, max_bytes);
+      } catch (const storage::LogStoreError& e) {
+        if (entry_read_error_.empty()) entry_read_error_ = fmt::format("reading the raft log back failed: {}", e.what());
+        return std::vector<raft::Entry>{};
+      }
+    };
+  }
   spdlog::info("replica restored id={} name={} term={} vote={} commit={} applied={} snapshot={} log_last={} revision={}",
                self_.id, self_.name, restore.hard_state.term, restore.hard_state.vote,
                restore.hard_state.commit, restore.applied, restore.snapshot.index, log_->last_index(),
@@ -1147,6 +1160,7 @@ void ReplicaHost::track_leases(const std::vector<raft::Entry>& committed, const 
 // The Ready cycle
 
 void ReplicaHost::pump() {
+  if (!entry_read_error_.empty()) fail(entry_read_error_);
   while (!failed_ && !stopped_ && !persisting_) {
     drain_inbox();
     if (failed_ || !node_->has_ready()) break;

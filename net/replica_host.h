@@ -84,6 +84,11 @@ struct HostOptions {
   // bytes: a snapshot costs about its size, so the cost per byte written stays bounded however
   // large the state grows (and the log stays within this ratio of the state). 0: entries only.
   double snapshot_log_ratio = 1.0;
+  // Data bytes of applied, durable log entries the core keeps in memory; older ones are read
+  // back from the log store when a lagging follower needs them (raft::Config::read_entries).
+  // Without it the core held the whole log since the snapshot: 250 MB at 1,000,000 keys, as the
+  // log may grow to snapshot_log_ratio times the state. 0: keep them all.
+  std::size_t log_memory_bytes_max = std::size_t{8} << 20;
   // Serialize snapshots on a thread of their own (off the event loop); false: inline (tests).
   bool snapshot_in_background = true;
   // Writes waiting for their entry to apply, and reads waiting for their read index; beyond
@@ -471,6 +476,9 @@ class ReplicaHost {
   // read on the loop thread after the executor's hand-over).
   std::optional<raft::Ready> in_flight_;
   std::string persist_error_;
+  // Set when the core could not read entries back from the log store (inside a step); the next
+  // pump fails the replica with it.
+  std::string entry_read_error_;
   std::string persist_no_space_;  // like persist_error_, for a write refused for lack of space
   // A Ready durable in the log whose entries the state machine could not apply for lack of
   // space (its commit changed nothing); persisting_ stays true while it is held.

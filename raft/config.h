@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "raft/types.h"
 
@@ -33,6 +34,17 @@ struct Config {
   std::size_t snapshot_chunk_bytes_max = 64 << 10;
   // Upper bound on committed entry bytes handed out in one Ready (at least one entry).
   std::size_t committed_bytes_max = 16 << 20;
+
+  // Reads durable entries back from the host's log: entries [lo, hi) in order, by the rule of
+  // RaftLog::slice (at least one; no entry that would take the data past max_bytes). With it, the core keeps in memory only the entries not yet persisted or handed out
+  // to apply, plus the newest of the others up to log_memory_bytes_max bytes of data; an Append
+  // to a follower further behind reads the rest back. Empty (or a zero budget): the whole log
+  // since the snapshot stays in memory. Called from step() and tick(), only for entries the
+  // host has persisted and not compacted; an empty result (the host could not read them) sends
+  // nothing, and the host must fail-stop. Deterministic hosts return the same entries as were
+  // written, so a run is the same with or without it.
+  std::function<std::vector<Entry>(Index lo, Index hi, std::size_t max_bytes)> read_entries;
+  std::size_t log_memory_bytes_max = 0;
 
   // Makes the receiver of an incoming snapshot's chunks (a file, say); empty: kept in memory.
   // Called from step(), so it must not block for long; what it does is the host's I/O.

@@ -14,13 +14,25 @@ void check_log(const Node& node, std::vector<std::string>& out) {
   const RaftLog& log = node.log();
   Term prev_term = log.snapshot_term();
   for (Index i = log.first_index(); i <= log.last_index(); ++i) {
-    const Entry& e = log.at(i);
-    if (e.index != i) out.push_back("log entry at position " + num(i) + " has index " + num(e.index));
-    if (e.term < prev_term) out.push_back("log terms decrease at index " + num(i));
-    if (e.term > node.term()) out.push_back("log entry " + num(i) + " has a future term");
-    prev_term = e.term;
+    // Entries whose data was dropped keep their terms only.
+    Term t = 0;
+    if (i < log.memory_first()) {
+      t = *log.term(i);
+    } else {
+      const Entry& e = log.at(i);
+      if (e.index != i) out.push_back("log entry at position " + num(i) + " has index " + num(e.index));
+      t = e.term;
+    }
+    if (t < prev_term) out.push_back("log terms decrease at index " + num(i));
+    if (t > node.term()) out.push_back("log entry " + num(i) + " has a future term");
+    prev_term = t;
   }
   if (log.persisted() > log.last_index()) out.push_back("persisted index beyond the log");
+  // Only durable entries already handed out to apply may lose their data.
+  if (log.memory_first() > log.first_index()) {
+    if (log.memory_first() - 1 > log.persisted()) out.push_back("dropped the data of entries not persisted");
+    if (log.memory_first() - 1 > node.applied()) out.push_back("dropped the data of entries not handed out");
+  }
   if (node.snapshot_meta().index != log.snapshot_index()) {
     out.push_back("snapshot index " + num(node.snapshot_meta().index) + " != log start " +
                   num(log.snapshot_index()));

@@ -100,6 +100,7 @@ Node::Node(const Config& config, Random& random, RestoreState state)
   COORD_ASSERT(config_.id != kNoNode, "node id 0 is reserved");
   COORD_ASSERT(config_.heartbeat_ticks > 0 && config_.heartbeat_ticks < config_.election_ticks,
                "heartbeat_ticks must be positive and below election_ticks");
+  if (config_.read_entries) log_.set_reader(config_.read_entries);
   snapshot_.meta = state.snapshot;
   snapshot_.data = state.snapshot_data ? state.snapshot_data : snapshot_bytes("");
   term_ = state.hard_state.term;
@@ -125,6 +126,7 @@ Node::Node(const Config& config, Random& random, RestoreState state)
   }
   role_ = Role::Follower;
   reset_election_timeout();
+  drop_entry_data();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1041,6 +1043,14 @@ void Node::advance(const Ready& rd) {
   if (!rd.entries.empty()) log_.mark_persisted(rd.entries.back().index, rd.entries.back().term);
   // Our own entries count towards commitment only now that they are durable.
   if (role_ == Role::Leader && maybe_commit_and_release()) broadcast_wanted_ = true;
+  drop_entry_data();
+}
+
+void Node::drop_entry_data() {
+  if (!config_.read_entries || config_.log_memory_bytes_max == 0) return;
+  // Handed out to apply (so never needed by ready() again) and durable (so the host can read
+  // them back): only Appends to lagging followers still want them.
+  log_.drop_data(std::min(applied_, log_.persisted()), config_.log_memory_bytes_max);
 }
 
 }  // namespace coord::raft

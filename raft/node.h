@@ -150,6 +150,8 @@ class Node {
   void deliver_read(const PendingRead& read);
   void release_confirmed_reads();
   void flush_batched_sends();
+  // Lets the log drop the data of entries beyond its memory budget (Config::read_entries).
+  void drop_entry_data();
   bool committed_in_current_term() const;
   void tick_leader();
   void tick_election();

@@ -1,9 +1,11 @@
 #include "sim/checkers.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include <fmt/format.h>
 
+#include "raft/assert.h"
 #include "raft/node.h"
 
 namespace coord::sim {
@@ -34,7 +36,15 @@ LogView view_of(const raft::Node& node) {
   v.snapshot_index = log.snapshot_index();
   v.snapshot_term = log.snapshot_term();
   v.entries.reserve(log.entry_count());
-  for (raft::Index i = log.first_index(); i <= log.last_index(); ++i) v.entries.push_back(digest_of(log.at(i)));
+  // Entries whose data the core dropped are read back from the disk, as the core itself would.
+  if (log.memory_first() > log.first_index()) {
+    for (const raft::Entry& e : log.slice(log.first_index(), log.memory_first(), SIZE_MAX)) {
+      v.entries.push_back(digest_of(e));
+    }
+    COORD_ASSERT(v.entries.size() == log.memory_first() - log.first_index(),
+                 "the disk lacks entries whose data the core dropped");
+  }
+  for (raft::Index i = log.memory_first(); i <= log.last_index(); ++i) v.entries.push_back(digest_of(log.at(i)));
   return v;
 }
 

@@ -27,6 +27,19 @@ std::vector<raft::Entry> StoredLog::entries_after_snapshot() const {
   return out;
 }
 
+std::vector<raft::Entry> StoredLog::read(raft::Index lo, raft::Index hi, std::size_t max_bytes) const {
+  std::vector<raft::Entry> out;
+  if (entries.empty() || lo < entries.front().index) return out;
+  std::size_t bytes = 0;
+  for (raft::Index i = lo; i < hi && i <= entries.back().index; ++i) {
+    const raft::Entry& e = entries[static_cast<std::size_t>(i - entries.front().index)];
+    bytes += e.data.size();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(e);
+  }
+  return out;
+}
+
 namespace {
 
 using raft::Index;

@@ -33,6 +33,9 @@ struct StoredLog {
   std::optional<raft::Term> term(raft::Index index) const;
   // The entries a restarting node gets back: those after the snapshot.
   std::vector<raft::Entry> entries_after_snapshot() const;
+  // Entries [lo, hi) by raft::RaftLog::slice's rule (the core's Config::read_entries); empty
+  // when lo is not stored.
+  std::vector<raft::Entry> read(raft::Index lo, raft::Index hi, std::size_t max_bytes) const;
 };
 
 // Ready.snapshot: the log restarts after the snapshot's index.

@@ -51,6 +51,12 @@ Replica::Replica(raft::NodeId id, const ReplicaParams& params, StoredLog bootstr
       crash_rng_(Rng::stream(root_seed, "crash", id)),
       disk_(std::move(bootstrap), Rng::stream(root_seed, "disk", id)) {
   params_.raft.id = id;
+  // The core reads back what it dropped from what was written (entries it drops are durable).
+  if (params_.raft.log_memory_bytes_max > 0) {
+    params_.raft.read_entries = [this](raft::Index lo, raft::Index hi, std::size_t max_bytes) {
+      return disk_.written().read(lo, hi, max_bytes);
+    };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -93,6 +93,11 @@ ReplicaParams replica_params(std::uint64_t seed, const raft::Config& config, raf
   // Nodes compact at different paces, so snapshots are cut at different indices.
   Rng rng = Rng::stream(seed, "replica-params", id);
   p.snapshot_every_entries = rng.between(50, 200);
+  // Most seeds let the core keep only a few entries' data in memory and read the rest back from
+  // the disk (raft::Config::read_entries); a run is the same either way, so this draw comes from
+  // a stream of its own and changes no other.
+  Rng memory_rng = Rng::stream(seed, "log-memory", id);
+  if (!memory_rng.one_in(4)) p.raft.log_memory_bytes_max = memory_rng.between(1, 2048);
   return p;
 }
 

@@ -618,6 +618,42 @@ raft::RestoreState LmdbLogStore::load() {
   return state;
 }
 
+std::vector<raft::Entry> LmdbLogStore::read_entries(raft::Index lo, raft::Index hi, std::size_t max_bytes) const {
+  // Touches neither shape_ nor failed_ (the disk thread's while a write is in flight), only
+  // LMDB, whose read transactions run beside a writer on another thread.
+  bool failed = false;
+  const Errors errors{directory_, map_bytes_, failed};
+  int rc = 0;
+  Txn txn(env_, MDB_RDONLY, rc);
+  if (rc != 0) errors.lmdb(rc, "mdb_txn_begin(read)");
+  MDB_cursor* cursor = nullptr;
+  if ((rc = mdb_cursor_open(txn.get(), entries_dbi_, &cursor)) != 0) errors.lmdb(rc, "mdb_cursor_open");
+  std::vector<raft::Entry> out;
+  std::string problem;
+  std::size_t bytes = 0;
+  const EntryKey first = entry_key(lo);
+  MDB_val k = to_val(std::string_view(first.data(), first.size()));
+  MDB_val v;
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_KEY); rc == 0 && lo + out.size() < hi;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    const auto index = parse_entry_key(to_view(k));
+    if (!index || *index != lo + out.size()) {
+      problem = fmt::format("reading entries from {}: found key {} where entry {} belongs", lo,
+                            index ? std::to_string(*index) : std::string("(malformed)"), lo + out.size());
+      break;
+    }
+    auto entry = decode_entry(*index, to_view(v), &problem);
+    if (!entry) break;
+    bytes += entry->data.size();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(std::move(*entry));
+  }
+  mdb_cursor_close(cursor);
+  if (!problem.empty()) errors.corrupt(problem);
+  if (rc != 0 && rc != MDB_NOTFOUND) errors.lmdb(rc, "reading entries");
+  return out;
+}
+
 LogStoreStats LmdbLogStore::stats() const {
   LogStoreStats stats;
   stats.first_index = shape_.first;

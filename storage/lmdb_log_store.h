@@ -94,6 +94,13 @@ class LmdbLogStore {
   void save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotDataPtr data);
   void drop_prefix(raft::Index through);
 
+  // Entries [lo, hi) by raft::RaftLog::slice's rule (the core's Config::read_entries): at least
+  // one, none that would take the data past max_bytes; fewer (or none) when the log ends or lo
+  // is not stored. Safe on the loop thread while the disk thread writes (its own read
+  // transaction; no bookkeeping of this object is touched). Throws LogStoreError (Corrupt for a
+  // damaged entry).
+  std::vector<raft::Entry> read_entries(raft::Index lo, raft::Index hi, std::size_t max_bytes) const;
+
   const raft::HardState& hard_state() const { return shape_.hard_state; }
   const raft::SnapshotMeta& snapshot_meta() const { return shape_.snapshot.meta; }
   // The latest snapshot's bytes as a mapped file; null when it has none or they are in the

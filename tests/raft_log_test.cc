@@ -292,3 +292,105 @@ TEST_CASE("persistence bookkeeping") {
     CHECK(restored.persisted() == 4);
   }
 }
+
+// --- Dropped entry data (Config::read_entries): the log keeps the terms, reads the data back.
+
+namespace {
+
+// A reader over a fixed copy of the log's entries, by RaftLog::slice's rule; counts its calls.
+RaftLog::Reader reader_over(const std::vector<Entry>& stored, int* calls) {
+  return [&stored, calls](Index lo, Index hi, std::size_t max_bytes) {
+    ++*calls;
+    std::vector<Entry> out;
+    std::size_t bytes = 0;
+    for (const Entry& e : stored) {
+      if (e.index < lo || e.index >= hi) continue;
+      bytes += e.data.size();
+      if (!out.empty() && bytes > max_bytes) break;
+      out.push_back(e);
+    }
+    return out;
+  };
+}
+
+// Every slice and term of `a` and `b` agree.
+void check_same(const RaftLog& a, const RaftLog& b) {
+  REQUIRE(a.first_index() == b.first_index());
+  REQUIRE(a.last_index() == b.last_index());
+  CHECK(a.last_term() == b.last_term());
+  for (Index i = a.snapshot_index(); i <= a.last_index() + 1; ++i) CHECK(a.term(i) == b.term(i));
+  for (Index lo = a.first_index(); lo <= a.last_index(); ++lo) {
+    for (Index hi = lo; hi <= a.last_index() + 1; hi += 3) {
+      for (std::size_t max : {std::size_t{0}, std::size_t{7}, std::size_t{40}, std::size_t{1} << 20}) {
+        CHECK(a.slice(lo, hi, max) == b.slice(lo, hi, max));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("entries whose data was dropped are read back: slices and terms as with all in memory") {
+  std::vector<Entry> stored;
+  for (Index i = 1; i <= 60; ++i) stored.push_back(entry(i, i <= 20 ? 1 : (i <= 45 ? 2 : 4), std::string(i % 9, 'x')));
+  RaftLog all(SnapshotMeta{}, stored);
+  RaftLog some(SnapshotMeta{}, stored);
+  int calls = 0;
+  some.set_reader(reader_over(stored, &calls));
+  const std::size_t before = some.memory_bytes();
+  some.drop_data(50, 30);  // keeps about 30 bytes, never beyond 50
+  CHECK(some.memory_first() > 40);
+  CHECK(some.memory_first() <= 51);
+  CHECK(some.memory_bytes() < before);
+  CHECK(some.memory_bytes() <= 30 + 8 * 10);  // what is above 50 stays whatever its size
+  check_same(all, some);
+  CHECK(calls > 0);
+
+  SUBCASE("compaction inside the dropped part keeps the terms after it") {
+    all.compact(30);
+    some.compact(30);
+    check_same(all, some);
+  }
+  SUBCASE("compaction beyond it leaves nothing dropped") {
+    all.compact(52);
+    some.compact(52);
+    CHECK(some.memory_first() == 53);
+    check_same(all, some);
+  }
+  SUBCASE("new entries append after the dropped ones") {
+    std::vector<Entry> more;
+    for (Index i = 61; i <= 70; ++i) more.push_back(entry(i, 5, "yy"));
+    stored.insert(stored.end(), more.begin(), more.end());
+    all.append(more);
+    some.append(more);
+    check_same(all, some);
+  }
+  SUBCASE("a snapshot restore starts over with everything in memory") {
+    some.restore(SnapshotMeta{80, 6, {}});
+    CHECK(some.memory_first() == 81);
+    CHECK(some.memory_bytes() == 0);
+    CHECK(some.last_index() == 80);
+    CHECK(some.last_term() == 6);
+  }
+}
+
+TEST_CASE("data is dropped only up to the given index and while over the budget") {
+  std::vector<Entry> stored;
+  for (Index i = 1; i <= 10; ++i) stored.push_back(entry(i, 1, std::string(10, 'd')));
+  RaftLog log(SnapshotMeta{}, stored);
+  int calls = 0;
+  log.set_reader(reader_over(stored, &calls));
+  log.drop_data(4, 0);
+  CHECK(log.memory_first() == 5);
+  CHECK(log.memory_bytes() == 60);
+  log.drop_data(10, 60);  // within budget: nothing more
+  CHECK(log.memory_first() == 5);
+  log.drop_data(10, 35);
+  CHECK(log.memory_first() == 8);
+  CHECK(log.memory_bytes() == 30);
+  log.drop_data(10, 0);  // all of it: the log still knows its end
+  CHECK(log.memory_first() == 11);
+  CHECK(log.last_index() == 10);
+  CHECK(log.last_term() == 1);
+  CHECK(log.slice(1, 11, 1000).size() == 10);
+}

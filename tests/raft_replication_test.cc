@@ -203,3 +203,42 @@ TEST_CASE("figure 8: an old-term entry on a majority is not committed by countin
   CHECK(c.applied_data(3).empty());  // X was never applied anywhere
   CHECK(c.failures().empty());
 }
+
+TEST_CASE("a leader that keeps little of its log in memory catches a lagging follower up from its disk") {
+  // Budget of 64 bytes: the leader drops the data of almost every applied entry, and the
+  // follower that was cut off gets them back through Config::read_entries.
+  TestCluster c(3, [](Config& cfg) {
+    cfg.log_memory_bytes_max = 64;
+    cfg.append_bytes_max = 100;
+  });
+  c.elect(1);
+  c.isolate(3);
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(c.node(1).propose("entry-" + std::to_string(i)).error == Error::Ok);
+    if (i % 10 == 9) c.stabilize();
+  }
+  c.stabilize();
+  const RaftLog& log = c.node(1).log();
+  CHECK(log.memory_first() > 150);  // most entries' data is gone from memory
+  CHECK(log.memory_bytes() <= 64 + 20);
+  CHECK(c.entry_reads(1) == 0);  // nobody needed them yet
+  CHECK(c.node(3).log().last_index() < 10);
+
+  c.heal();
+  for (int round = 0; round < 50 && c.node(3).applied() < c.node(1).commit(); ++round) c.run_ticks(1);
+  CHECK(c.entry_reads(1) > 0);
+  CHECK(c.applied_data(3) == c.applied_data(1));
+  CHECK(c.applied_data(3).size() == 200);
+  // After a restart the restored log is dropped down to the budget again: at once when the
+  // state machine is durable (the host says what it applied), else as it applies again.
+  const Index commit = c.node(1).commit();
+  c.crash(1);
+  c.restart_with_applied(1, commit);
+  CHECK(c.node(1).log().memory_bytes() <= 64 + 20);
+  c.crash(1);
+  c.restart(1);
+  CHECK(c.node(1).log().memory_first() == 1);
+  c.run_ticks(30);
+  CHECK(c.node(1).log().memory_bytes() <= 64 + 20);
+  CHECK(c.failures().empty());
+}

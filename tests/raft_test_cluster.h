@@ -208,6 +208,8 @@ class TestCluster {
   const std::vector<ReadState>& reads(NodeId id) { return reads_[id]; }
   const Disk& disk(NodeId id) { return disks_[id]; }
   std::size_t snapshots_installed(NodeId id) { return snapshots_installed_[id]; }
+  // Times the node read dropped entries back from its disk (Config::log_memory_bytes_max).
+  std::size_t entry_reads(NodeId id) { return entry_reads_[id]; }
   // Every invariant violation seen after any step; a scenario test requires it to stay empty.
   const std::vector<std::string>& failures() const { return failures_; }
 
@@ -226,15 +228,35 @@ class TestCluster {
     Config cfg;
     cfg.id = id;
     if (tweak_) tweak_(cfg);
+    add_reader(id, cfg);
     randoms_[id] = std::make_unique<SplitMix>(id * 7919);
     nodes_[id] = std::make_unique<Node>(cfg, *randoms_[id], std::move(state));
   }
 
  private:
+  // A node given a memory budget for its log reads dropped entries back from its disk here.
+  void add_reader(NodeId id, Config& cfg) {
+    if (cfg.log_memory_bytes_max == 0 || cfg.read_entries) return;
+    cfg.read_entries = [this, id](Index lo, Index hi, std::size_t max_bytes) {
+      ++entry_reads_[id];
+      std::vector<Entry> out;
+      std::size_t bytes = 0;
+      for (const Entry& e : disks_[id].entries) {
+        if (e.index < lo + out.size()) continue;
+        if (e.index != lo + out.size() || e.index >= hi) break;
+        bytes += e.data.size();
+        if (!out.empty() && bytes > max_bytes) break;
+        out.push_back(e);
+      }
+      return out;
+    };
+  }
+
   void start(NodeId id) {
     Config cfg;
     cfg.id = id;
     if (tweak_) tweak_(cfg);
+    add_reader(id, cfg);
     const Disk& d = disks_[id];
     RestoreState state;
     state.hard_state = d.hard_state;
@@ -276,6 +298,7 @@ class TestCluster {
   std::map<NodeId, std::vector<Entry>> applied_;
   std::map<NodeId, std::vector<ReadState>> reads_;
   std::map<NodeId, std::size_t> snapshots_installed_;
+  std::map<NodeId, std::size_t> entry_reads_;
   std::vector<Message> queue_;
   std::set<std::pair<NodeId, NodeId>> blocked_;
   std::vector<std::string> failures_;

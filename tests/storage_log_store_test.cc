@@ -434,6 +434,40 @@ TEST_CASE("log store: a damaged entry is reported with its index") {
   }
 }
 
+TEST_CASE("log store: entries are read back by range and byte limit, as the core slices its log") {
+  TempDir dir;
+  auto store = LmdbLogStore::open(dir.store());
+  store->write(ready(entries(1, 20, 1), raft::HardState{1, 1, 0}));
+  store->write(ready(entries(21, 30, 2), raft::HardState{2, 1, 0}));
+  // "cmd1".."cmd9" are 4 bytes, "cmd10".. 5.
+  auto got = store->read_entries(5, 12, std::size_t{1} << 20);
+  REQUIRE(got.size() == 7);
+  CHECK(got.front() == entry(5, 1, "cmd5"));
+  CHECK(got.back() == entry(11, 1, "cmd11"));
+  CHECK(store->read_entries(18, 40, 1000).size() == 13);  // to the log's end
+  CHECK(store->read_entries(25, 26, 0).size() == 1);        // at least one
+  CHECK(store->read_entries(1, 30, 12).size() == 3);        // 4 + 4 + 4, a fourth would pass 12
+  CHECK(store->read_entries(31, 40, 100).empty());         // beyond the end
+  store->save_snapshot(meta(10, 1), raft::snapshot_bytes("state"));
+  store->drop_prefix(10);
+  CHECK(store->read_entries(5, 12, 100).empty());  // compacted
+  CHECK(store->read_entries(11, 12, 100) == std::vector<raft::Entry>{entry(11, 1, "cmd11")});
+}
+
+TEST_CASE("log store: a damaged entry read back is a Corrupt error naming it") {
+  TempDir dir;
+  {
+    auto store = LmdbLogStore::open(dir.store());
+    store->write(ready(entries(1, 10, 1), raft::HardState{1, 1, 5}));
+  }
+  poke(dir.store(), "entries", entry_key_string(7), [](std::string& v) { v.back() ^= 0x01; });
+  auto store = LmdbLogStore::open(dir.store());
+  CHECK(store->read_entries(1, 7, 100).size() == 6);
+  const LogStoreError e = expect_error([&] { store->read_entries(5, 9, 100); });
+  CHECK(e.kind() == Kind::Corrupt);
+  CHECK_MESSAGE(std::string(e.what()).find("entry 7: checksum mismatch") != std::string::npos, e.what());
+}
+
 TEST_CASE("log store: unknown layouts are refused") {
   TempDir dir;
   {
