@@ -163,7 +163,10 @@ void PeerTransport::send(const raft::Message& message) {
     return;
   }
   Peer& peer = it->second;
-  if (!peer.connected || peer.connection == nullptr) {
+  // A connection already closing (this member stopping, or the link just failed) drops what
+  // is sent like a lost link, not like a full queue: a warning about a queue of 0 bytes at
+  // every shutdown said nothing true.
+  if (!peer.connected || peer.connection == nullptr || peer.connection->closing()) {
     ++stats_.dropped_disconnected;
     return;
   }
