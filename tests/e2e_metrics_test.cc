@@ -11,6 +11,7 @@
 #include <string>
 
 #include "e2e_cluster.h"
+#include "tests/asan_detect.h"
 #include "kv/command.h"
 #include "net/metrics.h"
 
@@ -49,16 +50,6 @@ std::string scrape(int port) {
   return body == std::string::npos ? std::string() : out.substr(body + 4);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define COORD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COORD_TEST_ASAN 1
-#endif
-#endif
-#ifndef COORD_TEST_ASAN
-#define COORD_TEST_ASAN 0
-#endif
 
 // The value of `name{member="..."}` in a scrape, or -1. (Plain string search: GCC 12 with the
 // sanitizers at -O2 warns inside std::regex, which -Werror turns into a failed build.)

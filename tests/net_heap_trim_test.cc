@@ -6,17 +6,7 @@
 #include <vector>
 
 #include "net/heap_trim.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define COORD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COORD_TEST_ASAN 1
-#endif
-#endif
-#ifndef COORD_TEST_ASAN
-#define COORD_TEST_ASAN 0
-#endif
+#include "tests/asan_detect.h"
 
 namespace {
 
