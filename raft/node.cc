@@ -632,6 +632,10 @@ void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.read_round_acked = std::max(pr.read_round_acked, m.context);
   release_confirmed_reads();
   if (pr.match < log_.last_index()) {
+    // At most once per heartbeat broadcast (Progress::heartbeat_resent): later answers in the
+    // same round, a backlog arriving together, would only repeat the same resend.
+    if (pr.heartbeat_resent) return;
+    pr.heartbeat_resent = true;
     // The follower is behind: an Append or its answer may have been lost. Probing again (or,
     // when the pipeline is full, freeing one slot) makes replication resume.
     if (pr.state == Progress::State::Probe) pr.probe_sent = false;
@@ -737,6 +741,7 @@ void Node::broadcast_append() {
 
 void Node::broadcast_heartbeat() {
   for (auto& [id, pr] : progress_) {
+    pr.heartbeat_resent = false;  // a new round: its answer may resend again
     Message m;
     m.type = MessageType::Heartbeat;
     m.to = id;

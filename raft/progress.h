@@ -29,6 +29,12 @@ struct Progress {
   bool recent_active = false;
   // Highest read round this follower acknowledged in a heartbeat response.
   std::uint64_t read_round_acked = 0;
+  // A heartbeat answer already made the leader resend to this (lagging) follower since the last
+  // heartbeat broadcast. A follower answering a backlog of heartbeats at once (after a stall, or
+  // as a slow link's queue drains) would otherwise get one Append per answer, each up to
+  // append_bytes_max, all in one Ready. Every broadcast re-arms it, so a lost Append is still
+  // recovered within one heartbeat interval.
+  bool heartbeat_resent = false;
 
   // Snapshot transfer: what we send, how far the follower has confirmed, and ticks since the
   // last chunk went out (to resend a lost one).

@@ -561,7 +561,12 @@ void Replica::serve_reads() {
 
 void Replica::maybe_compact() {
   const raft::Index applied = sm_.index();
-  if (applied < disk_.written().snapshot.index + params_.snapshot_every_entries) return;
+  const raft::Index since = disk_.written().snapshot.index;
+  if (applied < since + params_.snapshot_every_entries) return;
+  if (streaming_snapshot() &&
+      applied < since + params_.snapshot_every_entries * ReplicaParams::kCompactHoldFactor) {
+    return;
+  }
   const std::optional<raft::Term> term = node_->log().term(applied);
   if (!term) return;
   raft::SnapshotMeta meta{applied, *term, node_->conf()};
@@ -586,6 +591,14 @@ void Replica::maybe_compact() {
   const std::uint64_t seq = disk_.written_seq();
   env_.schedule(env_.now() + disk_.fsync_latency(),
                 [this, incarnation, seq] { fsync_completed(incarnation, seq, false); });
+}
+
+bool Replica::streaming_snapshot() const {
+  if (node_->role() != raft::Role::Leader) return false;
+  for (const auto& [id, pr] : node_->progress()) {
+    if (pr.state == raft::Progress::State::Snapshot) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,6 +51,13 @@ struct ReplicaParams {
   int tick_burst_max = 20;
   // The host snapshots its state machine and compacts the log every this many applied entries.
   raft::Index snapshot_every_entries = 100;
+  // While the leader streams a snapshot to a follower it compacts only after this many times
+  // snapshot_every_entries. Compacting sooner drops the entries that follow the snapshot being
+  // sent: the follower, once it installed it, then needs a newer snapshot, and with small chunks
+  // (one round trip each) a transfer can take longer than the next compaction, so it never
+  // catches up (watch seed 131 with a heartbeat-resend limit: eight transfers in a row, each
+  // overtaken). The bound keeps a follower that never finishes from pinning the log.
+  static constexpr raft::Index kCompactHoldFactor = 16;
   std::size_t inbox_inputs_max = 4096;
   // Inputs handed to the core before it is asked for a Ready (one fsync per batch).
   std::size_t inputs_per_ready_max = 256;
@@ -180,6 +187,8 @@ class Replica {
   void apply_committed(const std::vector<raft::Entry>& committed);
   void serve_reads();
   void maybe_compact();
+  // Leader with a follower in the Snapshot state (a transfer under way).
+  bool streaming_snapshot() const;
   void write_or_stop(WriteBatch batch, bool& stopped);
   void fsync_completed(std::uint64_t incarnation, std::uint64_t seq, bool for_ready);
   void schedule_tick_check(Micros at);
