@@ -14,9 +14,6 @@ namespace {
 constexpr std::size_t u64_bytes = 8;
 constexpr std::size_t record_fields = 7;
 constexpr std::size_t record_header_bytes = 1 + record_fields * u64_bytes;
-// Rows re-encoded per cursor walk during a store upgrade: the cursor cannot be used across the
-// writes, so the walk collects a bounded batch, writes it, and seeks again after it.
-constexpr std::size_t upgrade_batch_rows = 4096;
 
 void append_u64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -24,6 +21,12 @@ void append_u64(std::string& out, std::uint64_t v) {
 
 void append_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+std::uint32_t read_u32(std::string_view bytes, std::size_t at) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<std::uint8_t>(bytes[at + i]);
+  return v;
 }
 
 std::uint64_t read_u64(std::string_view bytes, std::size_t at) {
@@ -87,28 +90,48 @@ std::optional<std::string> upgrade_record_v3(std::string_view bytes) {
 void upgrade_store_from_v3(Storage& storage) {
   const auto txn = storage.write();
   for (const Table table : {Table::Nodes, Table::Changes}) {
-    std::string from;  // the first key not converted yet
-    for (;;) {
-      std::vector<std::pair<std::string, std::string>> batch;
-      {
-        const auto cursor = txn->cursor(table);
-        for (bool found = cursor->seek(from); found && batch.size() < upgrade_batch_rows;
-             found = cursor->next()) {
-          if (!holds_record(table, cursor->key())) continue;
-          auto upgraded = upgrade_record_v3(cursor->value());
+    // Every row, converted, in one buffer (u32 key size, key, u32 value size, value), then the
+    // table cleared and written again in key order. Overwriting each row where it is would
+    // leave every row on its page, each page as many as before but emptier (LMDB merges pages
+    // only below a quarter full): the store would keep its format 3 size. Written in order into
+    // an empty table the rows pack pages as appends do. The cost is the table's rows in memory
+    // once, about what restoring a snapshot of the same state holds.
+    std::string rows;
+    std::uint64_t count = 0;
+    {
+      const auto cursor = txn->cursor(table);
+      for (bool found = cursor->seek(""); found; found = cursor->next()) {
+        std::string_view value = cursor->value();
+        std::optional<std::string> upgraded;
+        if (holds_record(table, cursor->key())) {
+          upgraded = upgrade_record_v3(value);
           if (!upgraded) {
             throw StorageError(storage_error_format,
                                fmt::format("the state storage has layout format 3, but its row in table "
                                            "{}, key \"{}\", is not a format 3 record",
                                            table_name(table), cursor->key()));
           }
-          batch.emplace_back(cursor->key(), std::move(*upgraded));
+          value = *upgraded;
         }
-      }  // the cursor ends before the writes
-      if (batch.empty()) break;
-      for (const auto& [key, value] : batch) txn->put(table, key, value);
-      from = batch.back().first;
-      from.push_back('\0');  // the smallest key after the last one converted
+        append_u32(rows, static_cast<std::uint32_t>(cursor->key().size()));
+        rows.append(cursor->key());
+        append_u32(rows, static_cast<std::uint32_t>(value.size()));
+        rows.append(value);
+        ++count;
+      }
+    }  // the cursor ends before the writes
+    txn->clear(table);
+    std::size_t at = 0;
+    const auto take = [&]() {
+      const std::uint32_t size = read_u32(rows, at);
+      const std::string_view bytes = std::string_view(rows).substr(at + 4, size);
+      at += 4 + size;
+      return bytes;
+    };
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::string_view key = take();
+      const std::string_view value = take();
+      txn->put(table, key, value);
     }
   }
   txn->put(Table::Meta, meta_key::format, encode_u64(layout_format));

@@ -2,6 +2,7 @@
 // conversion of format 3 data (kv/layout_v3.h): a format 3 snapshot is converted when it is
 // restored, a format 3 store when it is opened, in one transaction.
 #include <doctest/doctest.h>
+#include <lmdb.h>
 
 #include <cstdint>
 #include <limits>
@@ -78,6 +79,24 @@ std::string row(Storage& storage, Table table, const std::string& key) {
   const auto value = storage.read()->get(table, key);
   REQUIRE(value.has_value());
   return *value;
+}
+
+// The leaf pages of one table of a closed LMDB store, from LMDB itself.
+std::size_t leaf_pages(const std::string& directory, const char* table) {
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == MDB_SUCCESS);
+  REQUIRE(mdb_env_set_maxdbs(env, 16) == MDB_SUCCESS);
+  REQUIRE(mdb_env_set_mapsize(env, std::size_t{256} << 20) == MDB_SUCCESS);
+  REQUIRE(mdb_env_open(env, directory.c_str(), MDB_RDONLY, 0644) == MDB_SUCCESS);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == MDB_SUCCESS);
+  MDB_dbi dbi = 0;
+  REQUIRE(mdb_dbi_open(txn, table, 0, &dbi) == MDB_SUCCESS);
+  MDB_stat stat{};
+  REQUIRE(mdb_stat(txn, dbi, &stat) == MDB_SUCCESS);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return stat.ms_leaf_pages;
 }
 
 }  // namespace
@@ -301,4 +320,44 @@ TEST_CASE("kv record format: a format 3 store is converted when it is opened, al
       CHECK(row(*storage, Table::Changes, change_key(2, "/app/cfg/a")) == old_row);
     }
   }
+}
+
+TEST_CASE("kv record format: converting a format 3 LMDB store repacks its pages") {
+  // Overwriting each row where it stands would leave as many leaf pages as before, each emptier;
+  // the conversion writes the tables again in order, so the store shrinks as a fresh one would.
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  std::size_t before_changes = 0, before_nodes = 0;
+  {
+    LmdbStorage storage(test_lmdb_options(path));
+    {
+      StateMachine sm(storage);
+      std::vector<AppliedEntry> entries;
+      for (int i = 0; i < 3000; ++i) {
+        Command c;
+        Op put = Op::put("/load/key-" + std::to_string(1000000 + i), std::string(64, 'v'));
+        put.parents = true;
+        c.body = single(put);
+        entries.push_back(AppliedEntry{sm.applied_index() + 1 + entries.size(), encode_command(c)});
+      }
+      REQUIRE(sm.apply_batch(entries).at(2999).ok());
+    }
+    rewrite_as_v3(storage);
+  }
+  before_changes = leaf_pages(path, "changes");
+  before_nodes = leaf_pages(path, "nodes");
+  {
+    LmdbStorage storage(test_lmdb_options(path));
+    StateMachine sm(storage);
+    CHECK(sm.get("/load/key-1002999").value.value == std::string(64, 'v'));
+  }
+  const std::size_t after_changes = leaf_pages(path, "changes");
+  const std::size_t after_nodes = leaf_pages(path, "nodes");
+  CAPTURE(before_changes);
+  CAPTURE(after_changes);
+  CAPTURE(before_nodes);
+  CAPTURE(after_nodes);
+  // Per key, 52 bytes fewer in its Changes row and 52 in its live row (of about 150 and 80).
+  CHECK(after_changes * 10 < before_changes * 9);
+  CHECK(after_nodes * 10 < before_nodes * 9);
 }
