@@ -170,9 +170,9 @@ TEST_CASE("kv record format: decoding refuses malformed records") {
       // A format 3 record (57 bytes of fixed fields) is not a format 4 one.
       {encode_record_v3(record(RecordKind::Metadata, Node{"", 1, 2, 3, 4, 5, 6}, 7)), "format 3 metadata"},
   };
-  for (const auto& [input, why] : bad) {
-    CAPTURE(why);
-    CHECK_FALSE(decode_record(input).has_value());
+  for (const auto& malformed : bad) {
+    CAPTURE(malformed.second);
+    CHECK_FALSE(decode_record(malformed.first).has_value());
   }
   // The largest varint is accepted (10 bytes, the last 0x01), as is a distance reaching 2^64 - 1.
   CHECK(decode_record(bytes({0x02, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}))
