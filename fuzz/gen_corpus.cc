@@ -12,6 +12,7 @@
 
 #include "fuzz/kv_state.h"
 #include "kv/codec.h"
+#include "kv/layout_v3.h"
 #include "kv/memory_storage.h"
 #include "kv/state_machine.h"
 #include "net/client_codec.h"
@@ -244,6 +245,9 @@ void snapshots() {
   write("fuzz_snapshot_restore", "seed-2", u8(1) + empty.snapshot());
   write("fuzz_snapshot_restore", "seed-3", u8(1) + big.snapshot());
   write("fuzz_snapshot_restore", "seed-4", u8(0) + big.snapshot());
+  // The previous layout format, which restore converts (kv/layout_v3.h).
+  write("fuzz_snapshot_restore", "seed-5", u8(1) + kv::snapshot_as_v3(base).value());
+  write("fuzz_snapshot_restore", "seed-6", u8(0) + kv::snapshot_as_v3(big.snapshot()).value());
 }
 
 }  // namespace

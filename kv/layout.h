@@ -35,10 +35,14 @@
 
 namespace coord::kv {
 
-// Bumped when the layout changes incompatibly; restore() and open refuse other formats.
-// 2: the lease tables and meta rows. 3: values stored once, in Changes; Nodes without values,
-// with the version index beside them; no History table.
-inline constexpr std::uint64_t layout_format = 3;
+// Bumped when the layout changes incompatibly. 2: the lease tables and meta rows. 3: values
+// stored once, in Changes; Nodes without values, with the version index beside them; no History
+// table. 4: NodeRecords with varint fields (encode_record). A format 3 store is converted when
+// it is opened, a format 3 snapshot when it is restored (kv/layout_v3.h); other formats are
+// refused.
+inline constexpr std::uint64_t layout_format = 4;
+// The older format this build still reads, converting it.
+inline constexpr std::uint64_t layout_format_v3 = 3;
 
 namespace meta_key {
 inline constexpr std::string_view applied_index = "applied_index";
@@ -107,6 +111,11 @@ struct NodeRecord {
   bool operator==(const NodeRecord&) const = default;
 };
 
+// Format 4: kind byte; unless a tombstone, a byte flagging the non-zero fields, each of them as
+// a minimal LEB128 varint (create_revision, mod_revision - create_revision, version,
+// num_children, children_version, lease, sequence_next), then a Value record's value. Decoding
+// is strict (nullopt for trailing bytes after a Metadata record, overlong or zero varints,
+// fields beyond 64 bits, unknown flags), so every record has exactly one encoding.
 std::string encode_record(const NodeRecord& record);
 std::optional<NodeRecord> decode_record(std::string_view bytes);
 

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "kv/layout.h"
+#include "kv/layout_v3.h"
 #include "kv/path.h"
 #include "raft/assert.h"
 
@@ -105,6 +106,23 @@ bool valid_row(const SnapshotRow& row) {
     }
   }
   return false;
+}
+
+// A row of a format 3 snapshot, in place: a NodeRecord re-encoded in the current format, the
+// format meta row (which must say 3) set to the current format, anything else unchanged (the
+// other tables did not change). False for a record or format row that is not format 3's.
+bool upgrade_row_v3(SnapshotRow& row, std::deque<std::string>& converted) {
+  const bool record = row.table == Table::Changes ||
+                      (row.table == Table::Nodes && !parse_history_key(row.key));
+  if (record) {
+    auto upgraded = upgrade_record_v3(row.value);
+    if (!upgraded) return false;
+    row.value = converted.emplace_back(std::move(*upgraded));
+  } else if (row.table == Table::Meta && row.key == meta_key::format) {
+    if (decode_u64(row.value) != layout_format_v3) return false;
+    row.value = converted.emplace_back(encode_u64(layout_format));
+  }
+  return true;
 }
 
 ParsedSnapshot invalid(std::string why) {
@@ -343,7 +361,7 @@ Status SnapshotStreamCheck::finish() const {
   if (size_ < header_bytes + checksum_bytes) return bad("truncated");
   if (std::string_view(head_).substr(0, magic.size()) != magic) return bad("not a coord kv snapshot");
   const std::uint64_t format = decode_u64(std::string_view(head_).substr(magic.size(), 8)).value_or(0);
-  if (format != layout_format) return bad(fmt::format("format {}", format));
+  if (format != layout_format && format != layout_format_v3) return bad(fmt::format("format {}", format));
   const std::uint64_t trailer = decode_u64(tail_).value_or(0);
   if (trailer != hash_) return bad(fmt::format("checksum {:#018x}, the trailer says {:#018x}", hash_, trailer));
   const std::uint64_t applied = decode_u64(std::string_view(head_).substr(magic.size() + 8, 8)).value_or(0);
@@ -368,10 +386,11 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
   in.u64(out.header.revision);
   in.u64(out.header.compact_revision);
   in.u64(row_count);
-  if (format != layout_format) {
-    return invalid(fmt::format("layout format {}; this build reads format {} only", format,
-                               layout_format));
+  if (format != layout_format && format != layout_format_v3) {
+    return invalid(fmt::format("layout format {}; this build reads formats {} and {} only", format,
+                               layout_format_v3, layout_format));
   }
+  out.format = format;
   // Each row takes at least 9 bytes; refuse counts the bytes cannot hold before reserving.
   if (row_count > in.left() / 9) return invalid("row count beyond its bytes");
   out.rows.reserve(row_count);
@@ -391,6 +410,9 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
       if (last.table > row.table || (last.table == row.table && last.key >= row.key)) {
         return invalid("rows out of order");
       }
+    }
+    if (format == layout_format_v3 && !upgrade_row_v3(row, out.converted)) {
+      return invalid(fmt::format("malformed row in {}", table_name(row.table)));
     }
     if (!valid_row(row)) return invalid(fmt::format("malformed row in {}", table_name(row.table)));
     out.rows.push_back(row);
@@ -415,6 +437,7 @@ ParsedSnapshot parse_snapshot(std::string_view bytes) {
     if (row.key == meta_key::lease_next) meta_lease_next = decode_u64(row.value);
     if (row.key == meta_key::lease_count) meta_lease_count = decode_u64(row.value);
   }
+  // (A format 3 snapshot's format row was converted with its records, once checked to be 3.)
   if (meta_applied != out.header.applied_index || meta_revision != out.header.revision ||
       meta_compact != out.header.compact_revision || meta_format != layout_format) {
     return invalid("header disagrees with the meta rows");

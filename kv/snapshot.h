@@ -13,6 +13,8 @@
 //   FNV-1a 64 of everything above    u64
 #pragma once
 
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -48,8 +50,14 @@ struct SnapshotRow {
 
 struct ParsedSnapshot {
   Status status;  // InvalidRequest when the bytes are not a well-formed snapshot
+  std::uint64_t format = 0;  // the layout format of the bytes (kv/layout.h)
   SnapshotHeader header;
-  std::vector<SnapshotRow> rows;  // views into the parsed bytes
+  // Always in the current layout format: views into the parsed bytes, or, for the rows a format
+  // 3 snapshot held in the old encoding, into `converted`.
+  std::vector<SnapshotRow> rows;
+  // The rows of a format 3 snapshot re-encoded in format 4 (a deque: its strings never move,
+  // so the views into them stay valid as it grows and when the whole is moved).
+  std::deque<std::string> converted;
 };
 
 // Checks a snapshot's bytes as they arrive, a piece at a time, without holding them: the magic,
@@ -79,7 +87,9 @@ class SnapshotStreamCheck {
 std::uint64_t snapshot_checksum(std::string_view bytes);
 
 // Checks everything that can be checked without applying it: framing, checksum, format, order,
-// the header against the Meta rows, and that every record decodes.
+// the header against the Meta rows, and that every record decodes. A snapshot of layout format 3
+// is read too: its NodeRecords (and its format meta row) come back converted to the current
+// format, so restoring it gives the state a current build would have written.
 ParsedSnapshot parse_snapshot(std::string_view bytes);
 
 }  // namespace coord::kv

@@ -11,6 +11,7 @@
 #include "kv/codec.h"
 #include "kv/history.h"
 #include "kv/layout.h"
+#include "kv/layout_v3.h"
 #include "kv/path.h"
 #include "kv/snapshot.h"
 #include "kv/txn.h"
@@ -73,19 +74,27 @@ StateMachine::StateMachine(Storage& storage, const Limits& limits)
 }
 
 void StateMachine::initialize() {
+  bool fresh = false;
   {
     const auto txn = storage_.read();
     if (const auto format = txn->get(Table::Meta, meta_key::format)) {
       const std::optional<std::uint64_t> found = decode_u64(*format);
-      if (found != layout_format) {
+      if (found == layout_format) return;
+      if (found != layout_format_v3) {
         throw StorageError(storage_error_format,
                            fmt::format("the state storage has layout format {}; this build reads "
-                                       "format {} only",
+                                       "formats {} and {} only",
                                        found ? fmt::to_string(*found) : "(unreadable)",
-                                       layout_format));
+                                       layout_format_v3, layout_format));
       }
-      return;
+    } else {
+      fresh = true;
     }
+  }
+  if (!fresh) {
+    // Written by the previous build: its records are converted, all in one transaction.
+    upgrade_store_from_v3(storage_);
+    return;
   }
   // A fresh store: the root exists from revision 0 on.
   const auto txn = storage_.write();

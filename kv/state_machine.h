@@ -60,8 +60,9 @@ class SnapshotSource {
 class StateMachine final : private EventSource {
  public:
   // Opens the state in `storage`, initializing an empty one (the root "/" at revision 0).
-  // Throws StorageError (code storage_error_format) on a storage written in another layout
-  // format, naming both formats; aborts on invalid limits.
+  // Converts a storage written in layout format 3 to the current one, in one transaction
+  // (kv/layout_v3.h). Throws StorageError (code storage_error_format) on a storage written in
+  // another layout format, naming both formats; aborts on invalid limits.
   StateMachine(Storage& storage, const Limits& limits = {});
 
   // Applies committed entries, which must follow applied_index() without a gap, in one storage

@@ -1,4 +1,4 @@
-// Reading a node's stored versions (layout format 3, kv/layout.h): a value lives only in the
+// Reading a node's stored versions (since layout format 3, kv/layout.h): a value lives only in the
 // Changes row of the revision that wrote it, so a record without one (the Nodes row, a Metadata
 // version) gets it from the Changes row at its mod_revision, with one lookup. Shared by the
 // reads (kv/reads.h), the transactions (kv/txn.h) and the watch replay (kv/history.h).

@@ -1,4 +1,5 @@
-// Layout format 3 (kv/layout.h): each value is stored once, in Changes; Nodes holds the live
+// Layout formats 3 and 4 (kv/layout.h; 4 changed only the record encoding, tested in
+// kv_record_format_test.cc): each value is stored once, in Changes; Nodes holds the live
 // nodes without values and the version index beside them. Compaction keeps exactly the versions a read at the compaction point needs, from
 // both tables, and snapshots of other formats are refused by name.
 #include <doctest/doctest.h>
@@ -236,7 +237,7 @@ TEST_CASE("kv layout: restore refuses a snapshot of another layout format, by na
     const Status s = r->restore(old);
     CHECK(s.error == Error::InvalidRequest);
     CHECK(s.message.find("layout format 2") != std::string::npos);
-    CHECK(s.message.find("format 3") != std::string::npos);
+    CHECK(s.message.find("formats 3 and 4") != std::string::npos);
     CHECK(r->get("/mine").ok());  // nothing changed
     CHECK(r->applied_index() == 1);
   }
@@ -361,7 +362,7 @@ TEST_CASE("kv layout: opening a store of another layout format is an error namin
     } catch (const StorageError& e) {
       CHECK(e.code() == storage_error_format);
       CHECK(std::string(e.what()).find("layout format 2") != std::string::npos);
-      CHECK(std::string(e.what()).find("format 3") != std::string::npos);
+      CHECK(std::string(e.what()).find("formats 3 and 4") != std::string::npos);
     }
   }
 }
