@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #if defined(__GLIBC__)
@@ -34,14 +35,22 @@ bool heap_trim() {
 #endif
 }
 
-void HeapTrimmer::tick(std::uint64_t now_ms) {
-  if (sampled_ && now_ms - sampled_ms_ < options_.interval_ms) return;
-  sampled_ms_ = now_ms;
-  sampled_ = true;
-  sample_ = heap_stats();
-  if (!heap_trim_due(sample_, resident_anon_bytes(), options_)) return;
+void HeapTrimmer::tick(std::uint64_t now_ms, bool sample) {
+  if (looked_ && now_ms - looked_ms_ < options_.interval_ms) return;
+  looked_ms_ = now_ms;
+  looked_ = true;
+  if (sample) sample_ = heap_stats();
+  const std::size_t anon = resident_anon_bytes();
+  if (anon < baseline_ + options_.resident_free_min) {
+    baseline_ = std::min(baseline_, anon);
+    return;
+  }
+  if (!sample) sample_ = heap_stats();
+  baseline_ = anon;
+  if (!heap_trim_due(sample_, anon, options_)) return;
   heap_trim();
   ++trims_;
+  baseline_ = resident_anon_bytes();
   sample_ = heap_stats();
 }
 

@@ -142,7 +142,13 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
     // entry stops the replica, as it would at the next restart's load().
     config.read_entries = [this](raft::Index lo, raft::Index hi, std::size_t max_bytes) {
       try {
-        return log_->read_entries(lo, hi, max_bytes);
+        std::vector<raft::Entry> entries = log_->read_entries(lo, hi, max_bytes);
+        // The core asks only for entries it knows are durable and not compacted: a store
+        // without them lost them, which the core cannot repair by waiting (found in review).
+        if (entries.empty() && lo < hi && entry_read_error_.empty()) {
+          entry_read_error_ = fmt::format("the raft log lacks entry {}, which the core dropped from memory as durable", lo);
+        }
+        return entries;
       } catch (const storage::LogStoreError& e) {
         if (entry_read_error_.empty()) entry_read_error_ = fmt::format("reading the raft log back failed: {}", e.what());
         return std::vector<raft::Entry>{};

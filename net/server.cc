@@ -121,7 +121,7 @@ void Server::start_handles() {
                  auto* self = static_cast<Server*>(t->data);
                  self->host_->tick();
                  self->forwarder_->expire(uv_now(t->loop));
-                 self->heap_.tick(uv_now(t->loop));
+                 self->heap_.tick(uv_now(t->loop), self->metrics_ != nullptr);
                  if (self->metrics_) self->metrics_->update(self->metrics_sample());
                },
                options_.tick_ms, options_.tick_ms),

@@ -31,14 +31,14 @@ TEST_CASE("the trimmer samples at most once per interval") {
   options.resident_free_min = std::size_t{1} << 40;  // never trims
   options.interval_ms = 1000;
   HeapTrimmer trimmer(options);
-  trimmer.tick(5000);
+  trimmer.tick(5000, true);
   const HeapStats first = trimmer.last_sample();
   // Allocated between two ticks of one interval: not seen until the next interval.
   auto held = std::make_unique<std::vector<std::string>>();
   for (int i = 0; i < 4096; ++i) held->emplace_back(1024, 'x');
-  trimmer.tick(5999);
+  trimmer.tick(5999, true);
   CHECK(trimmer.last_sample().in_use == first.in_use);
-  trimmer.tick(6000);
+  trimmer.tick(6000, true);
   if (!COORD_TEST_ASAN && first.in_use > 0) CHECK(trimmer.last_sample().in_use > first.in_use + 4 * mib);
   CHECK(trimmer.trims() == 0);
 }
@@ -69,15 +69,38 @@ TEST_CASE("free chunks left resident after a burst are given back") {
   HeapTrimOptions options;
   options.resident_free_min = 32 * mib;
   HeapTrimmer trimmer(options);
-  trimmer.tick(0);
+  trimmer.tick(0, false);
   const std::size_t after = resident_anon_bytes();
   CHECK(trimmer.trims() == 1);
   MESSAGE("resident anonymous memory: " << before / mib << " MiB before the trim, " << after / mib << " after");
   CHECK(after + 64 * mib < before);
   // Done: the next sample finds nothing worth a trim.
-  trimmer.tick(options.interval_ms);
+  trimmer.tick(options.interval_ms, false);
   CHECK(trimmer.trims() == 1);
   for (char* p : kept) delete[] p;
+}
+
+TEST_CASE("free memory that cannot be given back is not tried again every second") {
+  // Every other 48-byte block freed: the free memory lies in chunks smaller than a page between
+  // live ones, so a trim gives almost nothing back and resident memory stays above the live heap
+  // by more than the margin. Trimming again each interval would walk the arenas each time.
+  constexpr std::size_t blocks = 1'500'000;
+  std::vector<char*> chunks(blocks);
+  for (std::size_t i = 0; i < blocks; ++i) {
+    chunks[i] = new char[48];
+    chunks[i][0] = static_cast<char>(i);
+  }
+  for (std::size_t i = 0; i < blocks; i += 2) delete[] chunks[i];
+  HeapTrimOptions options;
+  options.resident_free_min = 32 * mib;
+  HeapTrimmer trimmer(options);
+  trimmer.tick(0, false);
+  REQUIRE(trimmer.trims() == 1);
+  const std::size_t resident = resident_anon_bytes();
+  REQUIRE(heap_trim_due(trimmer.last_sample(), resident, options));  // still "due" by the margin alone
+  for (std::uint64_t t = 1; t <= 5; ++t) trimmer.tick(t * options.interval_ms, false);
+  CHECK(trimmer.trims() == 1);
+  for (std::size_t i = 1; i < blocks; i += 2) delete[] chunks[i];
 }
 #endif
 
