@@ -30,6 +30,11 @@ struct Config {
   std::size_t append_bytes_max = 1 << 20;
   // Appends in flight to one follower in the replicate state before the leader waits for acks.
   std::size_t inflight_msgs_max = 256;
+  // Entry data bytes in flight to one follower before the leader waits for acks (0: only the
+  // count above bounds it; one Append always goes out, however large). Without it a follower far behind gets inflight_msgs_max Appends of
+  // up to append_bytes_max each in one Ready (256 MiB by default), all copied into messages at
+  // once and, for entries the core no longer keeps in memory, read back from disk at once.
+  std::size_t inflight_bytes_max = std::size_t{8} << 20;
   // Bytes of snapshot data in one Snapshot message.
   std::size_t snapshot_chunk_bytes_max = 64 << 10;
   // Upper bound on committed entry bytes handed out in one Ready (at least one entry).

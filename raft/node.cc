@@ -645,8 +645,9 @@ void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
     // The follower is behind: an Append or its answer may have been lost. Probing again (or,
     // when the pipeline is full, freeing one slot) makes replication resume.
     if (pr.state == Progress::State::Probe) pr.probe_sent = false;
-    if (pr.state == Progress::State::Replicate && pr.inflight_full(config_.inflight_msgs_max)) {
-      pr.inflight.pop_front();
+    if (pr.state == Progress::State::Replicate &&
+        pr.inflight_full(config_.inflight_msgs_max, config_.inflight_bytes_max)) {
+      pr.pop_inflight();
     }
     send_append(m.from, pr, true);
   }
@@ -676,13 +677,16 @@ void Node::send(Message m) {
 void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
   if (pr.state == Progress::State::Snapshot) return;
   if (pr.state == Progress::State::Probe && pr.probe_sent) return;
-  if (pr.state == Progress::State::Replicate && pr.inflight_full(config_.inflight_msgs_max)) return;
+  if (pr.state == Progress::State::Replicate &&
+      pr.inflight_full(config_.inflight_msgs_max, config_.inflight_bytes_max)) {
+    return;
+  }
   Index prev = pr.next - 1;
   std::optional<Term> prev_term = log_.term(prev);
   if (!prev_term) {
     // The follower needs entries we compacted away: send the snapshot instead.
     pr.state = Progress::State::Snapshot;
-    pr.inflight.clear();
+    pr.clear_inflight();
     pr.snapshot_meta = snapshot_.meta;
     pr.snapshot_data = snapshot_.data;
     pr.snapshot_offset = 0;
@@ -697,7 +701,9 @@ void Node::send_append(NodeId to, Progress& pr, bool allow_empty) {
   if (pr.state == Progress::State::Replicate && !entries.empty()) {
     // Pipelining: assume it arrives; a rejection sends us back to probing.
     pr.next = entries.back().index + 1;
-    pr.inflight.push_back(entries.back().index);
+    std::size_t bytes = 0;
+    for (const Entry& e : entries) bytes += e.data.size();
+    pr.add_inflight(entries.back().index, bytes);
   } else if (pr.state == Progress::State::Probe) {
     pr.probe_sent = true;
   }

@@ -22,8 +22,13 @@ struct Progress {
 
   // Probe: an Append is out and we wait for its answer (or the next heartbeat) before another.
   bool probe_sent = false;
-  // Replicate: last index of each Append in flight, oldest first.
-  std::deque<Index> inflight;
+  // Replicate: each Append in flight, oldest first: its last index and its entries' data bytes.
+  struct InFlight {
+    Index last = 0;
+    std::size_t bytes = 0;
+  };
+  std::deque<InFlight> inflight;
+  std::size_t inflight_bytes = 0;  // the sum of inflight's bytes
 
   // Heard from since the last check-quorum round.
   bool recent_active = false;
@@ -47,19 +52,35 @@ struct Progress {
     state = State::Probe;
     next = match + 1;
     probe_sent = false;
-    inflight.clear();
+    clear_inflight();
     snapshot_data.reset();
   }
   void become_replicate() {
     state = State::Replicate;
     next = match + 1;
     probe_sent = false;
-    inflight.clear();
+    clear_inflight();
     snapshot_data.reset();
   }
-  bool inflight_full(std::size_t max) const { return inflight.size() >= max; }
+  // The window is full by count, or by bytes when max_bytes is not 0 (one Append always fits
+  // into an empty window, however large).
+  bool inflight_full(std::size_t max_msgs, std::size_t max_bytes = 0) const {
+    return inflight.size() >= max_msgs || (max_bytes != 0 && inflight_bytes >= max_bytes);
+  }
+  void add_inflight(Index last, std::size_t bytes) {
+    inflight.push_back({last, bytes});
+    inflight_bytes += bytes;
+  }
+  void pop_inflight() {
+    inflight_bytes -= inflight.front().bytes;
+    inflight.pop_front();
+  }
+  void clear_inflight() {
+    inflight.clear();
+    inflight_bytes = 0;
+  }
   void free_inflight_to(Index index) {
-    while (!inflight.empty() && inflight.front() <= index) inflight.pop_front();
+    while (!inflight.empty() && inflight.front().last <= index) pop_inflight();
   }
   // True when the answer is news: `index` moves match forward.
   bool maybe_update(Index index) {

@@ -98,6 +98,11 @@ ReplicaParams replica_params(std::uint64_t seed, const raft::Config& config, raf
   // a stream of its own and changes no other.
   Rng memory_rng = Rng::stream(seed, "log-memory", id);
   if (!memory_rng.one_in(4)) p.raft.log_memory_bytes_max = memory_rng.between(1, 2048);
+  // Half the seeds bound the bytes in flight to a follower to a few entries' worth, so the window
+  // fills by bytes as well as by count; a stream of its own, so that the other half run exactly
+  // as before the bound existed.
+  Rng inflight_rng = Rng::stream(seed, "inflight-bytes");
+  if (inflight_rng.one_in(2)) p.raft.inflight_bytes_max = inflight_rng.between(1, 4096);
   return p;
 }
 

@@ -92,6 +92,19 @@ void lag_in_replicate_with_full_window(TestCluster& c) {
   REQUIRE(c.node(3).log().last_index() == 1);
 }
 
+// `rounds` heartbeat rounds in which node 3's answer (together with a late duplicate of it) makes
+// the leader resend exactly one Append, which is lost.
+void lose_resends_for_rounds(TestCluster& c, int rounds) {
+  for (int round = 0; round < rounds; ++round) {
+    INFO("round " << round);
+    std::vector<Message> answers = late_heartbeat_answers(c, 1);
+    answers.push_back(answers.front());
+    std::vector<Message> out = leader_reply(c, answers);
+    CHECK(appends_with_entries_to(out, 3) == 1);
+    CHECK(c.node(3).log().last_index() == 1);
+  }
+}
+
 void small_pipeline(Config& cfg) {
   cfg.append_bytes_max = 1000;  // 3 entries of 300 bytes per Append
   cfg.inflight_msgs_max = 2;
@@ -133,16 +146,8 @@ TEST_CASE("a backlog of heartbeat answers from a follower with a full pipeline f
 TEST_CASE("a probing follower whose resends are lost round after round gets one in every round and catches up") {
   TestCluster c(3);
   lag_in_probe(c);
-  // Each round: the heartbeat answer (together with a late duplicate of it) makes one probe,
-  // and that probe is lost too.
-  for (int round = 0; round < 4; ++round) {
-    INFO("round " << round);
-    std::vector<Message> answers = late_heartbeat_answers(c, 1);
-    answers.push_back(answers.front());
-    std::vector<Message> out = leader_reply(c, answers);
-    CHECK(appends_with_entries_to(out, 3) == 1);
-    CHECK(c.node(3).log().last_index() == 1);
-  }
+  // Each round's probe is lost too.
+  lose_resends_for_rounds(c, 4);
   // The next round's probe arrives.
   c.tick(1, 1);
   c.stabilize();
@@ -154,14 +159,7 @@ TEST_CASE("a probing follower whose resends are lost round after round gets one 
 TEST_CASE("a follower with a full pipeline whose resends are lost round after round gets one in every round and catches up") {
   TestCluster c(3, small_pipeline);
   lag_in_replicate_with_full_window(c);
-  for (int round = 0; round < 4; ++round) {
-    INFO("round " << round);
-    std::vector<Message> answers = late_heartbeat_answers(c, 1);
-    answers.push_back(answers.front());
-    std::vector<Message> out = leader_reply(c, answers);
-    CHECK(appends_with_entries_to(out, 3) == 1);
-    CHECK(c.node(3).log().last_index() == 1);
-  }
+  lose_resends_for_rounds(c, 4);
   c.run_ticks(3);
   CHECK(c.node(3).log().last_index() == c.node(1).log().last_index());
   CHECK(c.node(3).commit() == c.node(1).commit());

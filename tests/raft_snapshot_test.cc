@@ -16,6 +16,16 @@ void propose_n(TestCluster& c, NodeId leader, int n, const std::string& prefix) 
   }
 }
 
+// Node 3 misses `n` entries that leader 1 then compacts away (its snapshot is at n + 1, with the
+// election's entry): it can only catch up by a snapshot once the link heals.
+void lag_behind_snapshot(TestCluster& c, int n) {
+  c.elect(1);
+  c.isolate(3);
+  propose_n(c, 1, n, "a");
+  c.compact(1, static_cast<Index>(n) + 1);
+  c.heal();
+}
+
 }  // namespace
 
 TEST_CASE("compaction drops the log prefix and keeps the terms needed for matching") {
@@ -36,11 +46,7 @@ TEST_CASE("compaction drops the log prefix and keeps the terms needed for matchi
 
 TEST_CASE("a follower behind the leader's snapshot receives it in chunks and catches up") {
   TestCluster c(3, [](Config& cfg) { cfg.snapshot_chunk_bytes_max = 3; });
-  c.elect(1);
-  c.isolate(3);
-  propose_n(c, 1, 10, "a");
-  c.compact(1, 11);  // everything node 3 misses is gone from the leader's log
-  c.heal();
+  lag_behind_snapshot(c, 10);  // everything node 3 misses is gone from the leader's log
   std::size_t chunks = 0;
   for (int round = 0; round < 100; ++round) {
     c.tick(1);
@@ -63,11 +69,7 @@ TEST_CASE("a follower behind the leader's snapshot receives it in chunks and cat
 
 TEST_CASE("a lost snapshot chunk is resent and the transfer completes") {
   TestCluster c(3, [](Config& cfg) { cfg.snapshot_chunk_bytes_max = 2; });
-  c.elect(1);
-  c.isolate(3);
-  propose_n(c, 1, 5, "a");
-  c.compact(1, 6);
-  c.heal();
+  lag_behind_snapshot(c, 5);
   bool dropped = false;
   for (int round = 0; round < 200; ++round) {
     c.tick(1);
@@ -92,11 +94,7 @@ TEST_CASE("duplicated snapshot answers and chunks do not multiply the chunk stre
   // duplicate answer used to send one more chunk, each starting a stream of its own: the
   // chunks sent grew without bound (simulator, 15% duplication: 56,694 chunks in a second).
   TestCluster c(3, [](Config& cfg) { cfg.snapshot_chunk_bytes_max = 2; });
-  c.elect(1);
-  c.isolate(3);
-  propose_n(c, 1, 5, "a");
-  c.compact(1, 6);
-  c.heal();
+  lag_behind_snapshot(c, 5);
   std::size_t chunks = 0;
   for (int round = 0; round < 60; ++round) {
     c.tick(1);
@@ -195,11 +193,7 @@ TEST_CASE("a follower's snapshot chunks go to the host's receiver, one that refu
       return std::make_unique<CountingReceiver>(log);
     };
   });
-  c.elect(1);
-  c.isolate(3);
-  propose_n(c, 1, 10, "a");
-  c.compact(1, 11);
-  c.heal();
+  lag_behind_snapshot(c, 10);
   for (int round = 0; round < 200 && c.snapshots_installed(3) == 0; ++round) {
     c.tick(1);
     c.process_readies();
