@@ -3,13 +3,11 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <lmdb.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <utility>
 
 #include "raft/assert.h"
@@ -27,11 +25,7 @@ static_assert(sizeof(std::size_t) >= 8, "the map reserves tens of GiB of address
 constexpr const char* entries_db_name = "entries";
 constexpr const char* meta_db_name = "meta";
 constexpr unsigned named_dbs_max = 2;
-// Holds an exclusive flock while a store is open: LMDB itself lets several processes share an
-// environment, but two servers appending to one Raft log would corrupt it without a trace.
-constexpr const char* owner_lock_name = "owner.lock";
 constexpr mode_t file_mode = 0644;
-constexpr mode_t directory_mode = 0755;
 
 MDB_val to_val(std::string_view bytes) {
   MDB_val v;
@@ -59,35 +53,8 @@ Kind kind_of(int rc) {
   }
 }
 
-std::string errno_text(int err) { return fmt::format("{} (errno {})", std::strerror(err), err); }
-
-// Makes a directory entry durable: without it, a machine crash soon after creating the store
-// could lose data.mdb's name even though its contents were fsynced.
-void sync_directory(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    throw LogStoreError(Kind::Io, err, fmt::format("{}: open directory: {}", path, errno_text(err)));
-  }
-  // EINVAL: the file system cannot sync directories (it has nothing to make durable).
-  const int rc = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno;
-  ::close(fd);
-  if (rc != 0) throw LogStoreError(Kind::Io, rc, fmt::format("{}: fsync directory: {}", path, errno_text(rc)));
-}
 
 }  // namespace
-
-const char* to_string(LogStoreError::Kind kind) {
-  switch (kind) {
-    case Kind::Io: return "io";
-    case Kind::Full: return "full";
-    case Kind::Corrupt: return "corrupt";
-    case Kind::Invalid: return "invalid";
-    case Kind::InUse: return "in use";
-    case Kind::Failed: return "failed";
-  }
-  return "unknown";
-}
 
 // One LMDB transaction, aborted unless committed (also when an exception leaves the scope).
 class LmdbLogStore::Txn {
@@ -151,28 +118,7 @@ std::unique_ptr<LmdbLogStore> LmdbLogStore::open(const std::string& directory,
 
 void LmdbLogStore::open_env(const LogStoreOptions& options) {
   const Errors errors{directory_, map_bytes_, failed_};
-  bool created = false;
-  if (::mkdir(directory_.c_str(), directory_mode) == 0) {
-    created = true;
-  } else if (errno != EEXIST) {
-    const int err = errno;
-    throw LogStoreError(Kind::Io, err, fmt::format("log store {}: mkdir: {}", directory_, errno_text(err)));
-  }
-
-  const std::string lock_path = directory_ + "/" + owner_lock_name;
-  owner_lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, file_mode);
-  if (owner_lock_fd_ < 0) {
-    const int err = errno;
-    throw LogStoreError(Kind::Io, err, fmt::format("log store {}: open {}: {}", directory_, lock_path, errno_text(err)));
-  }
-  if (::flock(owner_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK) {
-      throw LogStoreError(Kind::InUse, err,
-                          fmt::format("log store {}: already open in another store or process", directory_));
-    }
-    throw LogStoreError(Kind::Io, err, fmt::format("log store {}: flock: {}", directory_, errno_text(err)));
-  }
+  owner_lock_fd_ = lock_log_directory(directory_);
 
   int rc = mdb_env_create(&env_);
   if (rc != 0) {
@@ -183,11 +129,7 @@ void LmdbLogStore::open_env(const LogStoreOptions& options) {
   if ((rc = mdb_env_set_maxdbs(env_, named_dbs_max)) != 0) errors.lmdb(rc, "mdb_env_set_maxdbs");
   // No MDB_NOSYNC / MDB_NOMETASYNC / MDB_WRITEMAP: every commit is durable when it returns.
   if ((rc = mdb_env_open(env_, directory_.c_str(), 0, file_mode)) != 0) errors.lmdb(rc, "mdb_env_open");
-  sync_directory(directory_);
-  if (created) {
-    const std::filesystem::path parent = std::filesystem::path(directory_).parent_path();
-    sync_directory(parent.empty() ? std::string(".") : parent.string());
-  }
+  sync_directory(directory_);  // data.mdb's name, when LMDB just created it
 
   // Named databases become usable by later transactions only once this one commits.
   Txn txn(env_, 0, rc);
@@ -369,17 +311,7 @@ void LmdbLogStore::put_snapshot(Txn& txn, const SnapshotRecord& record) {
 
 std::shared_ptr<const SnapshotFile> LmdbLogStore::file_for(const raft::SnapshotMeta& meta,
                                                            const raft::SnapshotDataPtr& data) {
-  if (auto file = std::dynamic_pointer_cast<const SnapshotFile>(data); file && file->directory() == directory_) {
-    // Written by the host; it must still be there under its name when the record names it.
-    struct stat st {};
-    if (::stat(file->path().c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != file->info().bytes) {
-      throw LogStoreError(Kind::Invalid, 0,
-                          fmt::format("log store {}: snapshot file {} is gone or changed", directory_, file->path()));
-    }
-    file->sync();  // a follower's received file is synced here, on the disk thread
-    return file;
-  }
-  return write_snapshot_file(directory_, meta.index, data->bytes());
+  return snapshot_file_for(directory_, meta.index, data);
 }
 
 void LmdbLogStore::adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file) {
@@ -387,37 +319,6 @@ void LmdbLogStore::adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file)
   snapshot_file_ = std::move(file);
   remove_replaced_snapshot_files(directory_, snapshot_file_ ? snapshot_file_->info().name : std::string(),
                                  shape_.snapshot.meta.index);
-}
-
-namespace {
-
-SnapshotRecord record_of(const raft::SnapshotMeta& meta, const SnapshotFile* file) {
-  SnapshotRecord record;
-  record.meta = meta;
-  if (file != nullptr) {
-    record.has_data = true;
-    record.data_bytes = file->info().bytes;
-    record.data_crc = file->info().crc;
-    record.file = file->info().name;
-  }
-  return record;
-}
-
-}  // namespace
-
-void after_failed_record(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
-                         LogStoreError::Kind kind) {
-  if (!file) return;
-  if (kind != LogStoreError::Kind::Full && kind != LogStoreError::Kind::Invalid) {
-    // The commit may have landed (a failed fsync or meta-page write): the log may name this
-    // file, so nothing here may remove it, not even its own self-removal (snapshot_file.h);
-    // the next open keeps it exactly when it is recorded.
-    file->mark_recorded();
-    return;
-  }
-  // Nothing was committed: the file is nobody's. The caller's own file removes itself when its
-  // last reference goes; one this store wrote is removed now rather than at the next snapshot.
-  if (file != given) ::unlink(file->path().c_str());
 }
 
 void LmdbLogStore::write(const raft::Ready& ready) {
@@ -429,7 +330,7 @@ void LmdbLogStore::write(const raft::Ready& ready) {
   SnapshotRecord record;
   if (ready.snapshot) {
     if (ready.snapshot->data) file = file_for(ready.snapshot->meta, ready.snapshot->data);
-    record = record_of(ready.snapshot->meta, file.get());
+    record = snapshot_record_of(ready.snapshot->meta, file.get());
   }
   LogShape next = shape_;
   try {
@@ -480,13 +381,13 @@ void LmdbLogStore::save_snapshot(const raft::SnapshotMeta& meta, raft::SnapshotD
     Txn txn(env_, 0, rc);
     if (rc != 0) errors.lmdb(rc, "mdb_txn_begin");
     // Refused before any bytes are written when it breaks a rule.
-    SnapshotRecord planned = record_of(meta, nullptr);
+    SnapshotRecord planned = snapshot_record_of(meta, nullptr);
     planned.has_data = data != nullptr;  // the stored snapshot may be saved again only with bytes
     if (auto problem = apply_save_snapshot(next, planned, [&](raft::Index i) { return stored_term(txn, i); })) {
       errors.invalid("save_snapshot", *problem);
     }
     if (data) file = file_for(meta, data);
-    next.snapshot = record_of(meta, file.get());
+    next.snapshot = snapshot_record_of(meta, file.get());
     put_snapshot(txn, next.snapshot);
     commit(txn, "commit of a snapshot");
   } catch (const LogStoreError& e) {

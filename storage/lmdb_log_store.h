@@ -27,6 +27,7 @@
 #include "raft/types.h"
 #include "storage/log_records.h"
 #include "storage/log_shape.h"
+#include "storage/log_store_files.h"
 #include "storage/log_store_error.h"
 #include "storage/snapshot_file.h"
 
@@ -42,24 +43,6 @@ struct LogStoreOptions {
   std::size_t map_bytes = log_map_bytes_default;
 };
 
-
-struct LogStoreStats {
-  raft::Index first_index = 0;  // first stored entry (0 when none; may be <= snapshot index)
-  raft::Index last_index = 0;   // last index of the log, the snapshot's when no entry follows it
-  std::uint64_t entry_count = 0;
-  std::uint64_t snapshot_bytes = 0;
-  std::uint64_t used_bytes = 0;  // pages in use in the file (its high-water mark)
-  std::uint64_t map_bytes = 0;
-  std::uint64_t commits = 0;  // write transactions since open, each one fsync
-};
-
-// What becomes of a snapshot file made for a record whose transaction failed with `kind`
-// (`given`: the bytes the caller passed, which may be that very file). Full or Invalid: nothing
-// was committed, so the file goes (one the store wrote at once, the caller's own when its last
-// reference drops). Any other failure may have committed the record: the file is kept, as if
-// recorded, and the next open decides. Public for its tests.
-void after_failed_record(const std::shared_ptr<const SnapshotFile>& file, const raft::SnapshotDataPtr& given,
-                         LogStoreError::Kind kind);
 
 class LmdbLogStore {
  public:

@@ -18,6 +18,8 @@ std::optional<Term> term_at(const LogShape& shape, Index index, const StoredTerm
   return std::nullopt;
 }
 
+}  // namespace
+
 std::optional<std::string> apply_entries(LogShape& shape, const std::vector<raft::Entry>& entries,
                                          const StoredTermLookup& stored_term) {
   if (entries.empty()) return std::nullopt;
@@ -61,8 +63,6 @@ std::optional<std::string> apply_hard_state(LogShape& shape, const raft::HardSta
   shape.hard_state = hs;
   return std::nullopt;
 }
-
-}  // namespace
 
 std::optional<std::string> apply_ready(LogShape& shape, const raft::Ready& ready,
                                        const StoredTermLookup& stored_term, const SnapshotRecord* snapshot) {

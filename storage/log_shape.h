@@ -40,6 +40,11 @@ using StoredTermLookup = std::function<std::optional<raft::Term>(raft::Index)>;
 std::optional<std::string> apply_ready(LogShape& shape, const raft::Ready& ready,
                                        const StoredTermLookup& stored_term,
                                        const SnapshotRecord* snapshot = nullptr);
+// The two parts of apply_ready a replay of a write-ahead log applies record by record (they
+// check only their own rules; check_shape is for the end of the replay).
+std::optional<std::string> apply_entries(LogShape& shape, const std::vector<raft::Entry>& entries,
+                                         const StoredTermLookup& stored_term);
+std::optional<std::string> apply_hard_state(LogShape& shape, const raft::HardState& hs);
 std::optional<std::string> apply_save_snapshot(LogShape& shape, const SnapshotRecord& snapshot,
                                                const StoredTermLookup& stored_term);
 std::optional<std::string> apply_drop_prefix(LogShape& shape, raft::Index through);

@@ -1,0 +1,166 @@
+#include "storage/wal_replay.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "storage/log_store_error.h"
+
+namespace coord::storage {
+
+namespace {
+
+constexpr std::uint64_t sector_bytes = 512;
+
+bool all_zero(std::string_view bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
+}
+
+// Whether the record at `offset` with `extent` bytes overlaps a sector in which all of its bytes
+// are zero: the sign of a write that never landed there.
+bool has_zero_sector(std::string_view segment, std::uint64_t offset, std::uint64_t extent) {
+  const std::uint64_t end = offset + extent;
+  for (std::uint64_t sector = offset / sector_bytes * sector_bytes; sector < end; sector += sector_bytes) {
+    const std::uint64_t lo = std::max(sector, offset);
+    const std::uint64_t hi = std::min(sector + sector_bytes, end);
+    if (all_zero(segment.substr(lo, hi - lo))) return true;
+  }
+  return false;
+}
+
+// One past the last non-zero byte of `bytes` after `from`, or 0 when they are all zero.
+std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from) {
+  for (std::uint64_t i = bytes.size(); i > from; --i) {
+    if (bytes[i - 1] != 0) return i;
+  }
+  return 0;
+}
+
+[[noreturn]] void corrupt(const std::string& path, std::uint64_t offset, const std::string& problem) {
+  throw LogStoreError(LogStoreError::Kind::Corrupt, 0,
+                      fmt::format("{}: corrupt: record at offset {}: {}", path, offset, problem));
+}
+
+}  // namespace
+
+void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path) {
+  if (started_ && seq != next_seq_) {
+    throw LogStoreError(LogStoreError::Kind::Corrupt, 0,
+                        fmt::format("{}: corrupt: segment {} follows segment {}: one is missing", path, seq,
+                                    next_seq_ - 1));
+  }
+  next_seq_ = seq + 1;
+  std::uint64_t offset = 0;
+  while (offset < bytes.size()) {
+    const WalFrame frame = parse_wal_record(bytes.substr(offset), seq, offset);
+    if (frame.status == WalFrame::Status::End) break;
+    if (frame.status == WalFrame::Status::Bad) {
+      if (last && has_zero_sector(bytes, offset, frame.extent)) {
+        torn_ = fmt::format("{}: a torn write at offset {} ({}) ends the log", path, offset, frame.problem);
+        break;
+      }
+      corrupt(path, offset, frame.problem);
+    }
+    const std::uint64_t size = wal_record_bytes(frame.payload.size());
+    const std::string problem = apply(seq, offset, size, frame.type, frame.payload, offset == 0);
+    if (!problem.empty()) corrupt(path, offset, problem);
+    offset += size;
+  }
+  if (last) {
+    end_ = offset;
+    dirty_until_ = dirty_end(bytes, offset);
+  } else if (const std::uint64_t dirty = dirty_end(bytes, offset); dirty != 0) {
+    // A record whose length was zeroed would hide every record after it: only the last segment
+    // may end in anything but zeros (a torn write).
+    corrupt(path, offset, fmt::format("the records end here but bytes up to {} are not zero", dirty));
+  }
+}
+
+std::string WalReplay::apply(std::uint64_t seq, std::uint64_t offset, std::uint64_t bytes, WalRecordType type,
+                             std::string_view payload, bool segment_head) {
+  std::string problem;
+  const bool first_record = !started_;
+  started_ = true;
+  if (segment_head != (type == WalRecordType::SnapshotHead)) {
+    return segment_head ? "a segment does not begin with its head record" : "a head record inside a segment";
+  }
+  switch (type) {
+    case WalRecordType::Entries: {
+      auto entries = decode_wal_entries(payload, /*with_data=*/false, &problem);
+      if (!entries) return problem;
+      const auto summary = summarize_wal_entries(payload);
+      if (start_anywhere_ && shape_.last == 0) {
+        // The first entries of a replay that may start at any segment: only their own order
+        // is checked here, their place after the snapshot by check_shape at the end.
+        for (std::size_t i = 1; i < entries->size(); ++i) {
+          if ((*entries)[i].term < (*entries)[i - 1].term) {
+            return fmt::format("entry {} has a term below the one before it", (*entries)[i].index);
+          }
+        }
+        if (entries->front().index <= shape_.snapshot.meta.index) {
+          return fmt::format("entries at {} overwrite the snapshot at {}", entries->front().index,
+                             shape_.snapshot.meta.index);
+        }
+        shape_.first = entries->front().index;
+        shape_.last = entries->back().index;
+        shape_.last_term = entries->back().term;
+      } else if (auto broken = apply_entries(shape_, *entries, [&](raft::Index i) { return index_.term(i); })) {
+        return *broken;
+      }
+      start_anywhere_ = false;
+      index_.append(WalChunk{seq, offset, bytes, 0, 0, 0, summary->data_bytes}, *entries);
+      return "";
+    }
+    case WalRecordType::HardState: {
+      auto hs = decode_hard_state(payload, &problem);
+      if (!hs) return problem;
+      if (auto broken = apply_hard_state(shape_, *hs)) return *broken;
+      return "";
+    }
+    default:
+      break;
+  }
+  auto record = decode_snapshot_record(payload, &problem);
+  if (!record) return problem;
+  const raft::SnapshotMeta& meta = record->meta;
+  if (type == WalRecordType::SnapshotHead) {
+    // Where the replay starts, the state it starts from; anywhere else, what it already is.
+    if (first_record) {
+      shape_.snapshot = *record;
+    } else if (!(*record == shape_.snapshot)) {
+      return fmt::format("the segment's head names the snapshot at {}, the log holds the one at {}", meta.index,
+                         shape_.snapshot.meta.index);
+    }
+    return "";
+  }
+  if (type == WalRecordType::SnapshotReplace) {
+    if (meta.index < shape_.snapshot.meta.index) {
+      return fmt::format("snapshot at {} is older than the one at {}", meta.index, shape_.snapshot.meta.index);
+    }
+    shape_.snapshot = *record;
+    shape_.first = shape_.last = 0;
+    shape_.last_term = 0;
+    index_.clear();
+    start_anywhere_ = false;
+    return "";
+  }
+  // SnapshotSave. Its entries may have been in the segments a prefix drop deleted.
+  const bool dropped = (shape_.last == 0 && start_anywhere_) || (shape_.last != 0 && meta.index < shape_.first);
+  if (dropped && meta.index > shape_.snapshot.meta.index) {
+    shape_.snapshot = *record;
+    return "";
+  }
+  if (auto broken = apply_save_snapshot(shape_, *record, [&](raft::Index i) { return index_.term(i); })) {
+    return *broken;
+  }
+  return "";
+}
+
+void WalReplay::finish(const std::string& directory) {
+  if (auto broken = check_shape(shape_)) {
+    throw LogStoreError(LogStoreError::Kind::Corrupt, 0,
+                        fmt::format("log store {}: corrupt: the replayed log breaks a rule: {}", directory, *broken));
+  }
+}
+
+}  // namespace coord::storage

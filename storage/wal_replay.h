@@ -1,0 +1,66 @@
+// WalLogStore's open: the records of its segments, replayed in order into the log's shape and
+// its index, every checksum verified and every storage rule of log_shape.h checked; the end of
+// the data found, and a torn write at the end of the last segment told apart from damage.
+//
+// Torn tail (etcd's rule): only in the last segment, a record that does not check (bad
+// checksum, length past the end of the file) is a write that never completed when some
+// 512-byte sector overlapping it holds only zeros there, the preallocated zeros where the
+// write did not land. The log then ends before it, and the store zeroes the rest of the
+// segment before it appends, so that nothing of it can reappear after new data. Any other
+// failure (a bad record with no zeroed sector, one in an earlier segment, data after a
+// non-last segment's end, a missing segment) is Corrupt, naming the file and the offset.
+// A flipped bit in the last record that also happens to contain a zeroed sector (a record
+// whose bytes are zero there) cannot be told from a torn write, and is taken for one: that
+// record, never acknowledged or not, is dropped.
+//
+// Relaxed start: drop_prefix deletes whole segments, and each segment begins with the snapshot
+// and hard state as they stood (SnapshotHead, HardState), so the replay may start at any
+// segment; its first Entries record then may start anywhere after the snapshot, and a
+// SnapshotSave may name an index below the first entry replayed (their entries were in the
+// deleted segments). check_shape at the end still requires the entries to continue the
+// final snapshot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/log_shape.h"
+#include "storage/wal_index.h"
+#include "storage/wal_records.h"
+
+namespace coord::storage {
+
+class WalReplay {
+ public:
+  // Replays one segment's bytes (segments in order, consecutive seqs); `last`: the newest one.
+  // Throws LogStoreError{Corrupt} naming `path`.
+  void segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path);
+  // The final shape checked; throws Corrupt (naming `directory`) when it breaks a rule.
+  void finish(const std::string& directory);
+
+  const LogShape& shape() const { return shape_; }
+  WalIndex& index() { return index_; }
+  std::uint64_t end() const { return end_; }  // where the last segment's records end
+  // Bytes after end() in the last segment that are not zero end before this offset (0: none):
+  // the rest of a torn write, to be zeroed before the next append.
+  std::uint64_t dirty_until() const { return dirty_until_; }
+  // What was found torn ("" when the log ended cleanly): for the host's log.
+  const std::string& torn() const { return torn_; }
+
+ private:
+  // Applies one valid record; returns the rule it breaks, or "".
+  std::string apply(std::uint64_t seq, std::uint64_t offset, std::uint64_t bytes, WalRecordType type,
+                    std::string_view payload, bool segment_head);
+
+  LogShape shape_;
+  WalIndex index_;
+  bool started_ = false;         // a record was replayed
+  bool start_anywhere_ = true;   // no Entries (nor a SnapshotReplace) replayed yet
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t end_ = 0;
+  std::uint64_t dirty_until_ = 0;
+  std::string torn_;
+};
+
+}  // namespace coord::storage
