@@ -18,6 +18,8 @@ namespace {
 using Kind = LogStoreError::Kind;
 
 constexpr std::uint64_t allocation_unit = 4096;
+// The smallest segment made when the disk has no room for a whole one (create_segment).
+constexpr std::uint64_t small_segment_bytes = std::uint64_t{1} << 20;
 constexpr std::size_t zero_piece_bytes = std::size_t{1} << 20;
 
 std::vector<std::uint64_t> segment_seqs(const std::string& directory) {
@@ -53,14 +55,14 @@ WalLogStore::~WalLogStore() {
 void WalLogStore::open_segments() {
   const std::vector<std::uint64_t> seqs = segment_seqs(directory_);
   if (seqs.empty()) {
-    segments_.push_back(WalSegment::create(directory_, 1, segment_bytes_));
+    segments_.push_back(create_segment(1, 0));
     sync_directory(directory_);
   } else {
     WalReplay replay;
     for (std::size_t i = 0; i < seqs.size(); ++i) {
       auto segment = WalSegment::open(directory_, seqs[i]);
       const WalSegmentMap map(*segment);  // unmapped after its replay: memory keeps the index only
-      replay.segment(seqs[i], map.bytes(), i + 1 == seqs.size(), segment->path());
+      replay.segment(seqs[i], map.bytes(), i + 1 == seqs.size(), segment->path(), segment->data_end());
       segments_.push_back(std::move(segment));
     }
     replay.finish(directory_);
@@ -100,10 +102,23 @@ void WalLogStore::check_usable() const {
 
 std::optional<raft::Term> WalLogStore::stored_term(raft::Index index) const { return index_.term(index); }
 
+std::shared_ptr<WalSegment> WalLogStore::create_segment(std::uint64_t seq, std::uint64_t bytes) const {
+  // Preallocation is for speed (no block allocation at each write); a disk without room for a
+  // whole segment still takes one just large enough for what must be written now, at least a
+  // small one, so that a member on a nearly full (or small) disk keeps working until it is full.
+  const std::uint64_t rounded = (bytes + allocation_unit - 1) / allocation_unit * allocation_unit;
+  const std::uint64_t preferred = std::max(segment_bytes_, rounded);
+  const std::uint64_t fallback = std::max(rounded, std::min(segment_bytes_, small_segment_bytes));
+  try {
+    return WalSegment::create(directory_, seq, preferred);
+  } catch (const LogStoreError& e) {
+    if (e.kind() != Kind::Full || preferred <= fallback) throw;
+  }
+  return WalSegment::create(directory_, seq, fallback);
+}
+
 void WalLogStore::rotate(std::uint64_t bytes) {
-  const std::uint64_t size =
-      std::max(segment_bytes_, (bytes + allocation_unit - 1) / allocation_unit * allocation_unit);
-  auto segment = WalSegment::create(directory_, segments_.back()->seq() + 1, size);
+  auto segment = create_segment(segments_.back()->seq() + 1, bytes);
   {
     const std::lock_guard<std::mutex> lock(mu_);
     segments_.push_back(std::move(segment));

@@ -110,6 +110,9 @@ class WalLogStore {
   Appended append(const std::vector<Piece>& pieces);
   // Starts segment seq+1 of at least `bytes`; Full/Io leave everything as it was.
   void rotate(std::uint64_t bytes);
+  // A new segment file of segment_bytes (at least `bytes`), or, when the disk has no room for
+  // that, of only what `bytes` needs (at least 1 MiB). Full when not even that fits.
+  std::shared_ptr<WalSegment> create_segment(std::uint64_t seq, std::uint64_t bytes) const;
   std::optional<raft::Term> stored_term(raft::Index index) const;
   void adopt_snapshot_file(std::shared_ptr<const SnapshotFile> file);
 

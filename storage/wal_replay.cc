@@ -28,9 +28,9 @@ bool has_zero_sector(std::string_view segment, std::uint64_t offset, std::uint64
   return false;
 }
 
-// One past the last non-zero byte of `bytes` after `from`, or 0 when they are all zero.
-std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from) {
-  for (std::uint64_t i = bytes.size(); i > from; --i) {
+// One past the last non-zero byte of `bytes` in [from, until), or 0 when they are all zero.
+std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from, std::uint64_t until) {
+  for (std::uint64_t i = std::min<std::uint64_t>(bytes.size(), until); i > from; --i) {
     if (bytes[i - 1] != 0) return i;
   }
   return 0;
@@ -43,7 +43,8 @@ std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from) {
 
 }  // namespace
 
-void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path) {
+void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path,
+                        std::uint64_t data_end) {
   if (started_ && seq != next_seq_) {
     throw LogStoreError(LogStoreError::Kind::Corrupt, 0,
                         fmt::format("{}: corrupt: segment {} follows segment {}: one is missing", path, seq,
@@ -68,8 +69,8 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
   }
   if (last) {
     end_ = offset;
-    dirty_until_ = dirty_end(bytes, offset);
-  } else if (const std::uint64_t dirty = dirty_end(bytes, offset); dirty != 0) {
+    dirty_until_ = dirty_end(bytes, offset, data_end);
+  } else if (const std::uint64_t dirty = dirty_end(bytes, offset, data_end); dirty != 0) {
     // A record whose length was zeroed would hide every record after it: only the last segment
     // may end in anything but zeros (a torn write).
     corrupt(path, offset, fmt::format("the records end here but bytes up to {} are not zero", dirty));

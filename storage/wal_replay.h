@@ -34,8 +34,10 @@ namespace coord::storage {
 class WalReplay {
  public:
   // Replays one segment's bytes (segments in order, consecutive seqs); `last`: the newest one.
-  // Throws LogStoreError{Corrupt} naming `path`.
-  void segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path);
+  // Bytes after the records are checked to be zero up to `data_end` (WalSegment::data_end: past
+  // it the file system holds no data). Throws LogStoreError{Corrupt} naming `path`.
+  void segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path,
+               std::uint64_t data_end = UINT64_MAX);
   // The final shape checked; throws Corrupt (naming `directory`) when it breaks a rule.
   void finish(const std::string& directory);
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "storage/log_store_files.h"
@@ -97,6 +98,21 @@ void WalSegment::write(std::string_view data, std::uint64_t offset) const {
     data.remove_prefix(static_cast<std::size_t>(n));
     offset += static_cast<std::uint64_t>(n);
   }
+}
+
+std::uint64_t WalSegment::data_end() const {
+  std::uint64_t end = 0;
+  off_t at = 0;
+  while (static_cast<std::uint64_t>(at) < bytes_) {
+    const off_t data = ::lseek(fd_, at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // nothing but holes from `at` on
+    if (data < 0) return bytes_;            // not supported here: everything may be data
+    const off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+    if (hole < 0) return bytes_;
+    end = static_cast<std::uint64_t>(hole);
+    at = hole;
+  }
+  return std::min(end, bytes_);
 }
 
 void WalSegment::sync() const {

@@ -30,6 +30,12 @@ class WalSegment {
   std::uint64_t seq() const { return seq_; }
   std::uint64_t bytes() const { return bytes_; }
   const std::string& path() const { return path_; }
+  // One past the last byte that may not be zero: the end of the file's last data extent, by
+  // SEEK_DATA / SEEK_HOLE (the preallocated space is unwritten extents, which read as zeros and
+  // which the file system reports as holes), or bytes() where it cannot tell. A replay checks
+  // the space after the records for leftovers up to here only: reading 64 MiB of preallocated
+  // zeros made every open take a second or more.
+  std::uint64_t data_end() const;
 
   // Each throws LogStoreError{Io} with the errno (a short read is Corrupt: the file is shorter
   // than a record the log indexed).
