@@ -143,18 +143,20 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
   Appended at;
   at.seq = segment.seq();
   buffer_.clear();
-  if (end_ == 0) {
-    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot);
+  if (end_ == 0) {  // a write of its own as far as the replay is concerned
+    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot, /*continued=*/true);
     append_wal_record(buffer_, at.seq, buffer_.size(), WalRecordType::HardState, head_hard_state);
   }
-  for (const Piece& p : pieces) {
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
+    const bool continued = i + 1 < pieces.size();  // the replay applies the pieces together or not at all
     const std::uint64_t offset = end_ + buffer_.size();
     if (p.entries != nullptr) {
       at.entries_offset = offset;
-      append_wal_entries(buffer_, at.seq, offset, *p.entries);
+      append_wal_entries(buffer_, at.seq, offset, *p.entries, continued);
       at.entries_bytes = end_ + buffer_.size() - offset;
     } else {
-      append_wal_record(buffer_, at.seq, offset, p.type, p.payload);
+      append_wal_record(buffer_, at.seq, offset, p.type, p.payload, continued);
     }
   }
   try {
