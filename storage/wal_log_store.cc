@@ -19,6 +19,9 @@ using Kind = LogStoreError::Kind;
 
 constexpr std::uint64_t allocation_unit = 4096;
 constexpr std::size_t zero_piece_bytes = std::size_t{1} << 20;
+// The write buffer is kept between writes up to this size (a usual batch is far smaller); the
+// memory of a rare huge batch goes back after it.
+constexpr std::size_t buffer_keep_bytes = std::size_t{4} << 20;
 
 std::vector<std::uint64_t> segment_seqs(const std::string& directory) {
   DIR* dir = ::opendir(directory.c_str());
@@ -170,7 +173,7 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
   }
   end_ += buffer_.size();
   ++commits_;
-  if (buffer_.capacity() > 4 * segment_bytes_) std::string().swap(buffer_);  // one huge batch: let it go
+  if (buffer_.capacity() > buffer_keep_bytes) std::string().swap(buffer_);  // one huge batch: let it go
   return at;
 }
 
