@@ -21,6 +21,9 @@ constexpr std::uint64_t allocation_unit = 4096;
 // The smallest segment made when the disk has no room for a whole one (create_segment).
 constexpr std::uint64_t small_segment_bytes = std::uint64_t{1} << 20;
 constexpr std::size_t zero_piece_bytes = std::size_t{1} << 20;
+// The write buffer is kept between writes up to this size (a usual batch is far smaller); the
+// memory of a rare huge batch goes back after it.
+constexpr std::size_t buffer_keep_bytes = std::size_t{4} << 20;
 
 std::vector<std::uint64_t> segment_seqs(const std::string& directory) {
   DIR* dir = ::opendir(directory.c_str());
@@ -158,18 +161,20 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
   Appended at;
   at.seq = segment.seq();
   buffer_.clear();
-  if (end_ == 0) {
-    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot);
+  if (end_ == 0) {  // a write of its own as far as the replay is concerned
+    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot, /*continued=*/true);
     append_wal_record(buffer_, at.seq, buffer_.size(), WalRecordType::HardState, head_hard_state);
   }
-  for (const Piece& p : pieces) {
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
+    const bool continued = i + 1 < pieces.size();  // the replay applies the pieces together or not at all
     const std::uint64_t offset = end_ + buffer_.size();
     if (p.entries != nullptr) {
       at.entries_offset = offset;
-      append_wal_entries(buffer_, at.seq, offset, *p.entries);
+      append_wal_entries(buffer_, at.seq, offset, *p.entries, continued);
       at.entries_bytes = end_ + buffer_.size() - offset;
     } else {
-      append_wal_record(buffer_, at.seq, offset, p.type, p.payload);
+      append_wal_record(buffer_, at.seq, offset, p.type, p.payload, continued);
     }
   }
   try {
@@ -183,7 +188,7 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
   }
   end_ += buffer_.size();
   ++commits_;
-  if (buffer_.capacity() > 4 * segment_bytes_) std::string().swap(buffer_);  // one huge batch: let it go
+  if (buffer_.capacity() > buffer_keep_bytes) std::string().swap(buffer_);  // one huge batch: let it go
   return at;
 }
 

@@ -28,8 +28,8 @@ std::uint64_t get(std::string_view bytes, std::size_t at, std::size_t n) {
   return v;
 }
 
-// CRC of the place (seq, offset), the type and the payload.
-std::uint32_t record_crc(std::uint64_t seq, std::uint64_t offset, WalRecordType type, std::string_view payload) {
+// CRC of the place (seq, offset), the type byte (with its continuation bit) and the payload.
+std::uint32_t record_crc(std::uint64_t seq, std::uint64_t offset, std::uint8_t type, std::string_view payload) {
   std::string salt;
   put_u64(salt, seq);
   put_u64(salt, offset);
@@ -37,13 +37,19 @@ std::uint32_t record_crc(std::uint64_t seq, std::uint64_t offset, WalRecordType 
   return crc32c(payload, crc32c(salt));
 }
 
+constexpr std::uint8_t continued_bit = 0x80;
+
 bool known_type(std::uint8_t type) {
   return type >= static_cast<std::uint8_t>(WalRecordType::Entries) &&
          type <= static_cast<std::uint8_t>(WalRecordType::SnapshotHead);
 }
 
 // Starts a record: the header with a placeholder length and crc.
-std::size_t begin_record(std::string& out, WalRecordType type) {
+std::uint8_t type_byte(WalRecordType type, bool continued) {
+  return static_cast<std::uint8_t>(static_cast<std::uint8_t>(type) | (continued ? continued_bit : 0));
+}
+
+std::size_t begin_record(std::string& out, std::uint8_t type) {
   const std::size_t at = out.size();
   put_u32(out, 0);
   put_u32(out, 0);
@@ -51,7 +57,7 @@ std::size_t begin_record(std::string& out, WalRecordType type) {
   return at;
 }
 
-void seal_record(std::string& out, std::size_t at, std::uint64_t seq, std::uint64_t offset, WalRecordType type) {
+void seal_record(std::string& out, std::size_t at, std::uint64_t seq, std::uint64_t offset, std::uint8_t type) {
   const std::string_view payload = std::string_view(out).substr(at + wal_header_bytes);
   put_u32_at(out, at, static_cast<std::uint32_t>(payload.size()));
   put_u32_at(out, at + 4, record_crc(seq, offset, type, payload));
@@ -66,15 +72,17 @@ std::size_t wal_entries_record_bytes(const std::vector<raft::Entry>& entries) {
 }
 
 void append_wal_record(std::string& out, std::uint64_t seq, std::uint64_t offset, WalRecordType type,
-                       std::string_view payload) {
-  const std::size_t at = begin_record(out, type);
+                       std::string_view payload, bool continued) {
+  const std::uint8_t byte = type_byte(type, continued);
+  const std::size_t at = begin_record(out, byte);
   out.append(payload);
-  seal_record(out, at, seq, offset, type);
+  seal_record(out, at, seq, offset, byte);
 }
 
 void append_wal_entries(std::string& out, std::uint64_t seq, std::uint64_t offset,
-                        const std::vector<raft::Entry>& entries) {
-  const std::size_t at = begin_record(out, WalRecordType::Entries);
+                        const std::vector<raft::Entry>& entries, bool continued) {
+  const std::uint8_t byte = type_byte(WalRecordType::Entries, continued);
+  const std::size_t at = begin_record(out, byte);
   put_u64(out, entries.empty() ? 0 : entries.front().index);
   put_u32(out, static_cast<std::uint32_t>(entries.size()));
   for (const raft::Entry& e : entries) {
@@ -83,7 +91,7 @@ void append_wal_entries(std::string& out, std::uint64_t seq, std::uint64_t offse
     put_u32(out, static_cast<std::uint32_t>(e.data.size()));
     out.append(e.data);
   }
-  seal_record(out, at, seq, offset, WalRecordType::Entries);
+  seal_record(out, at, seq, offset, byte);
 }
 
 WalFrame parse_wal_record(std::string_view rest, std::uint64_t seq, std::uint64_t offset) {
@@ -102,17 +110,19 @@ WalFrame parse_wal_record(std::string_view rest, std::uint64_t seq, std::uint64_
   const std::uint32_t stored = static_cast<std::uint32_t>(get(rest, 4, 4));
   const auto type = static_cast<std::uint8_t>(rest[8]);
   const std::string_view payload = rest.substr(wal_header_bytes, length);
-  const std::uint32_t computed = record_crc(seq, offset, static_cast<WalRecordType>(type), payload);
+  const std::uint32_t computed = record_crc(seq, offset, type, payload);
   if (stored != computed) {
     frame.problem = fmt::format("checksum mismatch (stored {:#010x}, computed {:#010x})", stored, computed);
     return frame;
   }
-  if (!known_type(type)) {
+  const auto base = static_cast<std::uint8_t>(type & ~continued_bit);
+  if (!known_type(base)) {
     frame.problem = fmt::format("unknown record type {}", type);
     return frame;
   }
   frame.status = WalFrame::Status::Ok;
-  frame.type = static_cast<WalRecordType>(type);
+  frame.type = static_cast<WalRecordType>(base);
+  frame.continued = (type & continued_bit) != 0;
   frame.payload = payload;
   return frame;
 }

@@ -3,6 +3,13 @@
 //
 //   record:  u32 payload length | u32 crc | u8 type | payload
 //   crc:     CRC-32C of (u64 segment seq | u64 the record's offset in the file | type | payload)
+//   type:    the record's type, | 0x80 when the next record belongs to the same write
+//
+// One write (a Ready: snapshot, entries, hard state) is several records in one pwrite; a torn
+// write may leave its first records whole and lose the rest. The continuation bit groups them,
+// and a replay applies a group only when its last record is there: a Ready is all or nothing,
+// on a power loss too (a new term's entries without the hard state naming that term would
+// break the storage rules, and the log would not open).
 //
 // The checksum covers where the record was written as well as what it holds, so a valid record
 // copied to another place (a stale one a torn write exposes, a block the disk misdirected) is
@@ -43,17 +50,19 @@ inline constexpr std::size_t wal_entry_fixed_bytes = 8 + 1 + 4;
 inline std::size_t wal_record_bytes(std::size_t payload_bytes) { return wal_header_bytes + payload_bytes; }
 std::size_t wal_entries_record_bytes(const std::vector<raft::Entry>& entries);
 
-// Appends a framed record to `out`, to be written at `offset` of segment `seq`.
+// Appends a framed record to `out`, to be written at `offset` of segment `seq`; `continued`:
+// the next record belongs to the same write.
 void append_wal_record(std::string& out, std::uint64_t seq, std::uint64_t offset, WalRecordType type,
-                       std::string_view payload);
+                       std::string_view payload, bool continued = false);
 // The same for an Entries record, encoded straight into `out` (no payload copy).
 void append_wal_entries(std::string& out, std::uint64_t seq, std::uint64_t offset,
-                        const std::vector<raft::Entry>& entries);
+                        const std::vector<raft::Entry>& entries, bool continued = false);
 
 struct WalFrame {
   enum class Status : std::uint8_t { Ok, End, Bad };
   Status status = Status::End;
   WalRecordType type = WalRecordType::Entries;
+  bool continued = false;  // the next record belongs to the same write
   std::string_view payload;
   // Bytes the record claims from its offset (header + length), clipped to what `rest` holds:
   // the extent a torn-write check looks at when it is Bad.

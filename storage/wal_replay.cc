@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "storage/log_store_error.h"
 
@@ -45,13 +46,25 @@ std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from, std::uint64_
 
 void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, const std::string& path,
                         std::uint64_t data_end) {
-  if (started_ && seq != next_seq_) {
+  // Segments before the first one were dropped (a store starts at segment 1): the records may
+  // refer to entries that were in them.
+  if (next_seq_ == 0) start_anywhere_ = seq > 1;
+  if (next_seq_ != 0 && seq != next_seq_) {
     throw LogStoreError(LogStoreError::Kind::Corrupt, 0,
                         fmt::format("{}: corrupt: segment {} follows segment {}: one is missing", path, seq,
                                     next_seq_ - 1));
   }
   next_seq_ = seq + 1;
+  // The records of one write, applied once its last record is seen: a write is all or nothing.
+  struct Pending {
+    std::uint64_t offset;
+    std::uint64_t size;
+    WalRecordType type;
+    std::string_view payload;
+  };
+  std::vector<Pending> group;
   std::uint64_t offset = 0;
+  std::uint64_t group_start = 0;
   while (offset < bytes.size()) {
     const WalFrame frame = parse_wal_record(bytes.substr(offset), seq, offset);
     if (frame.status == WalFrame::Status::End) break;
@@ -63,9 +76,24 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
       corrupt(path, offset, frame.problem);
     }
     const std::uint64_t size = wal_record_bytes(frame.payload.size());
-    const std::string problem = apply(seq, offset, size, frame.type, frame.payload, offset == 0);
-    if (!problem.empty()) corrupt(path, offset, problem);
+    if (group.empty()) group_start = offset;
+    group.push_back({offset, size, frame.type, frame.payload});
     offset += size;
+    if (frame.continued) continue;
+    for (const Pending& p : group) {
+      const std::string problem = apply(seq, p.offset, p.size, p.type, p.payload, p.offset == 0);
+      if (!problem.empty()) corrupt(path, p.offset, problem);
+    }
+    group.clear();
+  }
+  if (!group.empty()) {
+    // The write's last record is missing: torn in the last segment (it never completed, so it
+    // was never acknowledged, and its first records go too), damage anywhere else.
+    if (!last) corrupt(path, group_start, "a write whose last record is missing");
+    if (torn_.empty()) {
+      torn_ = fmt::format("{}: a torn write at offset {} (its last record is missing) ends the log", path, group_start);
+    }
+    offset = group_start;
   }
   if (last) {
     end_ = offset;
@@ -90,9 +118,14 @@ std::string WalReplay::apply(std::uint64_t seq, std::uint64_t offset, std::uint6
       auto entries = decode_wal_entries(payload, /*with_data=*/false, &problem);
       if (!entries) return problem;
       const auto summary = summarize_wal_entries(payload);
-      if (start_anywhere_ && shape_.last == 0) {
-        // The first entries of a replay that may start at any segment: only their own order
-        // is checked here, their place after the snapshot by check_shape at the end.
+      const raft::Index before = entries->front().index - 1;
+      const bool before_dropped = before != shape_.snapshot.meta.index &&
+                                  (shape_.last == 0 ? before > shape_.snapshot.meta.index : before < shape_.first);
+      if (start_anywhere_ && before_dropped) {
+        // Entries following one that was in a dropped segment (a replay from a later segment,
+        // whose head may name an older snapshot than a record further on): they start the
+        // replayed log. Only their own order is checked here, their place after the snapshot
+        // by check_shape at the end.
         for (std::size_t i = 1; i < entries->size(); ++i) {
           if ((*entries)[i].term < (*entries)[i - 1].term) {
             return fmt::format("entry {} has a term below the one before it", (*entries)[i].index);
@@ -108,7 +141,6 @@ std::string WalReplay::apply(std::uint64_t seq, std::uint64_t offset, std::uint6
       } else if (auto broken = apply_entries(shape_, *entries, [&](raft::Index i) { return index_.term(i); })) {
         return *broken;
       }
-      start_anywhere_ = false;
       index_.append(WalChunk{seq, offset, bytes, 0, 0, 0, summary->data_bytes}, *entries);
       return "";
     }
@@ -146,7 +178,7 @@ std::string WalReplay::apply(std::uint64_t seq, std::uint64_t offset, std::uint6
     return "";
   }
   // SnapshotSave. Its entries may have been in the segments a prefix drop deleted.
-  const bool dropped = (shape_.last == 0 && start_anywhere_) || (shape_.last != 0 && meta.index < shape_.first);
+  const bool dropped = start_anywhere_ && (shape_.last == 0 || meta.index < shape_.first);
   if (dropped && meta.index > shape_.snapshot.meta.index) {
     shape_.snapshot = *record;
     return "";

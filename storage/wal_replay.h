@@ -2,6 +2,9 @@
 // its index, every checksum verified and every storage rule of log_shape.h checked; the end of
 // the data found, and a torn write at the end of the last segment told apart from damage.
 //
+// A write is a group of records (storage/wal_records.h): applied only when its last record is
+// there, so a torn write takes all of its records with it.
+//
 // Torn tail (etcd's rule): only in the last segment, a record that does not check (bad
 // checksum, length past the end of the file) is a write that never completed when some
 // 512-byte sector overlapping it holds only zeros there, the preallocated zeros where the
@@ -15,10 +18,12 @@
 //
 // Relaxed start: drop_prefix deletes whole segments, and each segment begins with the snapshot
 // and hard state as they stood (SnapshotHead, HardState), so the replay may start at any
-// segment; its first Entries record then may start anywhere after the snapshot, and a
-// SnapshotSave may name an index below the first entry replayed (their entries were in the
-// deleted segments). check_shape at the end still requires the entries to continue the
-// final snapshot.
+// segment. When it does not start at segment 1 (until a SnapshotReplace restarts the log), an
+// Entries record that follows an entry the replay has not seen (it was in a deleted segment;
+// the head may name an older snapshot than a record further on) starts the replayed log, and a
+// SnapshotSave may name an index below the first entry replayed. check_shape at the end still
+// requires the entries to continue the final snapshot; a missing segment in between is a gap
+// in the seqs.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +63,7 @@ class WalReplay {
   LogShape shape_;
   WalIndex index_;
   bool started_ = false;         // a record was replayed
-  bool start_anywhere_ = true;   // no Entries (nor a SnapshotReplace) replayed yet
+  bool start_anywhere_ = false;  // segments were dropped, and no SnapshotReplace replayed yet
   std::uint64_t next_seq_ = 0;
   std::uint64_t end_ = 0;
   std::uint64_t dirty_until_ = 0;
