@@ -24,7 +24,7 @@
 #include "net/data_dir.h"
 #include "net/server.h"
 #include "net/uv_util.h"
-#include "storage/lmdb_log_store.h"
+#include "storage/log_store_error.h"
 
 namespace {
 
@@ -112,6 +112,12 @@ int main(int argc, char** argv) {
                  "system; serializable reads go on, and writes resume by themselves when space returns (0: only "
                  "when the file system is full)")
       ->capture_default_str();
+  std::uint64_t log_segment_mb = options.host.log_segment_bytes >> 20;
+  app.add_option("--log-segment-mb", log_segment_mb,
+                 "Size the Raft log's segment files are preallocated to (a disk without room for one gets a "
+                 "smaller one)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 12));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   // Any flag above may come from a TOML file instead (`name = "n1"`, `listen-peer = "..."`); flags
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
   }
   options.host.snapshot_every_entries = snapshot_every;
   options.host.disk_full.reserve_bytes = disk_reserve_mb << 20;
+  options.host.log_segment_bytes = log_segment_mb << 20;
   options.join_existing = initial_state == "existing";
   const std::uint64_t ticks = (request_timeout_ms + options.tick_ms - 1) / std::max<std::uint64_t>(options.tick_ms, 1);
   options.host.request_timeout_ticks = static_cast<int>(std::max<std::uint64_t>(ticks, 1));

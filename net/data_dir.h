@@ -2,7 +2,7 @@
 //
 //   DIR/member   identity: cluster token, member id and name, the initial cluster (text,
 //                key=value lines; written once, atomically, before any store exists)
-//   DIR/raft/    the Raft log (storage::LmdbLogStore)
+//   DIR/raft/    the Raft log (storage::WalLogStore; one written by LmdbLogStore is converted)
 //   DIR/kv/      the state machine (kv::LmdbStorage)
 //
 // Starting a member on a directory of another cluster or another member would mix two

@@ -18,6 +18,7 @@
 #include "net/snapshot_receiver.h"
 #include "net/uv_util.h"
 #include "raft/conf_change.h"
+#include "storage/log_conversion.h"
 
 namespace coord::net {
 
@@ -33,7 +34,7 @@ inline constexpr bool kBugLocalReads = false;
 #endif
 
 // A new member of the initial cluster: nothing on disk yet.
-bool fresh(const storage::LmdbLogStore& log) {
+bool fresh(const storage::WalLogStore& log) {
   return log.last_index() == 0 && log.snapshot_meta() == raft::SnapshotMeta{} &&
          log.hard_state() == raft::HardState{};
 }
@@ -138,7 +139,7 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
   };
   if (options_.log_memory_bytes_max > 0) {
     config.log_memory_bytes_max = options_.log_memory_bytes_max;
-    // Read on the loop thread, beside the disk thread's writes (lmdb_log_store.h). A damaged
+    // Read on the loop thread, beside the disk thread's writes (wal_log_store.h). A damaged
     // entry stops the replica, as it would at the next restart's load().
     config.read_entries = [this](raft::Index lo, raft::Index hi, std::size_t max_bytes) {
       try {
@@ -202,9 +203,14 @@ void ReplicaHost::prepare_unsynced_state(const std::string& state_dir) {
 }
 
 void ReplicaHost::open_stores(const std::string& data_dir) {
-  storage::LogStoreOptions log_options;
-  log_options.map_bytes = options_.log_map_bytes;
-  log_ = storage::LmdbLogStore::open(raft_dir(data_dir), log_options);
+  storage::WalLogStoreOptions log_options;
+  log_options.segment_bytes = options_.log_segment_bytes;
+  // A log written by a build before the WAL (LMDB, data.mdb) is converted once, atomically.
+  if (storage::convert_lmdb_log_to_wal(raft_dir(data_dir), log_options)) {
+    spdlog::warn("converted the raft log in {} from LMDB to segment files", raft_dir(data_dir));
+  }
+  log_ = storage::WalLogStore::open(raft_dir(data_dir), log_options);
+  if (!log_->torn_tail().empty()) spdlog::warn("raft log: {}", log_->torn_tail());
   if (fresh(*log_) && !options_.join_existing) {
     // storage/README.md: a brand-new store starts from a snapshot at index 0 holding the
     // initial configuration, so that every initial member knows the voters from the start.

@@ -1,5 +1,5 @@
 // The real server's host of one replica: it owns the raft::Node, the Raft log on disk
-// (storage::LmdbLogStore) and the state machine (kv::StateMachine on kv::LmdbStorage), and runs
+// (storage::WalLogStore) and the state machine (kv::StateMachine on kv::LmdbStorage), and runs
 // the Ready cycle of raft/ready.h: persist (snapshot, entries, hard state: one LMDB commit),
 // then send, then apply the committed entries (one kv apply_batch), answer the clients waiting
 // on them, serve the reads whose index is applied, advance; then snapshot and compact when the
@@ -72,7 +72,7 @@
 #include "raft/config.h"
 #include "raft/node.h"
 #include "raft/random.h"
-#include "storage/lmdb_log_store.h"
+#include "storage/wal_log_store.h"
 
 namespace coord::net {
 
@@ -150,7 +150,8 @@ struct HostOptions {
   bool kv_sync = false;
   // Where the machine's boot id is read; tests point it at a file of their own.
   std::string boot_id_path = boot_id_path_default;
-  std::size_t log_map_bytes = storage::log_map_bytes_default;
+  // Size the Raft log's segment files are preallocated to (storage/wal_log_store.h).
+  std::uint64_t log_segment_bytes = storage::wal_segment_bytes_default;
   // A full disk: free space kept in reserve, retry pauses (net/disk_full.h).
   DiskFullOptions disk_full;
   // The member joined a running cluster (coordd --initial-cluster-state existing): its log
@@ -377,7 +378,7 @@ class ReplicaHost {
   std::string self_client_address_;
   HostOutput& output_;
   DiskExecutor& disk_;
-  std::unique_ptr<storage::LmdbLogStore> log_;
+  std::unique_ptr<storage::WalLogStore> log_;
   std::unique_ptr<kv::LmdbStorage> kv_storage_;
   std::string kv_dir_;
   std::unique_ptr<kv::StateMachine> sm_;

@@ -1,7 +1,7 @@
 // A follower's incoming snapshot, chunk by chunk, straight into a snapshot file of the Raft log's
 // directory (storage/snapshot_file.h) instead of memory: the core calls it from step() on the
 // loop thread, so it only writes to the page cache; the file is synced by the log store on the
-// disk thread, before the Ready's transaction records it (LmdbLogStore::write).
+// disk thread, before the Ready's write records it (WalLogStore::write).
 //
 // The bytes are checked as they arrive (kv::SnapshotStreamCheck: the kv snapshot's format, its
 // applied index against the Raft snapshot's, and its FNV-1a trailer): a damaged or torn snapshot

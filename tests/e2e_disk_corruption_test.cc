@@ -1,14 +1,17 @@
-// End-to-end damage on disk: a byte flipped in a real coordd's Raft log (raft/data.mdb), in the
-// middle of the log, or in its state machine's store (kv/data.mdb) makes the member refuse to
-// start, with a message naming the file and the entry (or the table and key), and it never
+// End-to-end damage on disk: a byte flipped in a real coordd's Raft log (a raft/wal-*.log
+// segment), in the middle of the log, or in its state machine's store (kv/data.mdb) makes the
+// member refuse to start, with a message naming the file and the record's offset (or the table
+// and key), and it never
 // serves anything from the damaged directory. Real coordd processes on 127.0.0.1.
 #include <fmt/format.h>
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "e2e_cluster.h"
 #include "kv/command.h"
@@ -76,14 +79,30 @@ void expect_refusal(Cluster& cluster, const std::string& expected) {
   CHECK(count(log, "serving member=") == served_before);
 }
 
+// The Raft log's segment files that hold `needle`.
+std::vector<std::string> segments_holding(const std::string& raft_dir, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& f : std::filesystem::directory_iterator(raft_dir)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("wal-", 0) != 0) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (bytes.find(needle) != std::string::npos) out.push_back(f.path().string());
+  }
+  return out;
+}
+
 }  // namespace
 
-TEST_CASE("e2e disk corruption: a byte flipped in the middle of the Raft log stops coordd, naming the file and the entry") {
+TEST_CASE("e2e disk corruption: a byte flipped in the middle of the Raft log stops coordd, naming the file and the record") {
   Cluster cluster(1, kArgs);
   write_and_stop(cluster);
-  const std::string file = cluster.data_dir(0) + "/raft/data.mdb";
-  REQUIRE(flip_everywhere(file, marker(5)) >= 1);
-  expect_refusal(cluster, file + ": entry ");
+  // Values 6-10 were written after it: a record in the middle of the log, not a torn tail.
+  const std::vector<std::string> files = segments_holding(cluster.data_dir(0) + "/raft", marker(5));
+  REQUIRE(files.size() == 1);
+  const std::string& file = files.front();
+  REQUIRE(flip_everywhere(file, marker(5)) == 1);
+  expect_refusal(cluster, file + ": corrupt: record at offset ");
   const std::string log = cluster.log_tail(0, 20);
   CHECK_MESSAGE(log.find(": checksum mismatch") != std::string::npos, log);
 }

@@ -34,7 +34,9 @@ using e2e::eventually;
 
 constexpr std::uint64_t kReserveMb = 8;
 const std::vector<std::string> kArgs{"--tick-ms", "50", "--election-ticks", "10", "--log-level", "debug",
-                                     "--disk-reserve-mb", std::to_string(kReserveMb)};
+                                     "--disk-reserve-mb", std::to_string(kReserveMb),
+                                     // Segments small enough to be moved onto the tests' small file systems.
+                                     "--log-segment-mb", "4"};
 
 using SmallDataDir = coordtest::TmpfsMount;  // a member's data directory on a tmpfs of its own
 

@@ -598,7 +598,7 @@ TEST_CASE("host: a member table that a hello could not save (no room) holds no a
   REQUIRE(raft_fs.mounted());
   REQUIRE(kv_fs.mounted());
   f.options.disk_full.reserve_bytes = 0;
-  f.options.log_map_bytes = std::size_t{64} << 20;
+  f.options.log_segment_bytes = std::uint64_t{4} << 20;
   f.options.kv_map_bytes = std::size_t{64} << 20;
   const raft::NodeId n2 = net::member_id_for_name("n2");
   const raft::NodeId n3 = net::member_id_for_name("n3");
