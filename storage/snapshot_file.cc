@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "storage/crc32c.h"
+#include "storage/hex_name.h"
 #include "storage/log_store_error.h"
 
 namespace coord::storage {
@@ -208,20 +209,8 @@ std::shared_ptr<const SnapshotFile> write_snapshot_file(const std::string& direc
 }
 
 std::optional<raft::Index> snapshot_file_index(std::string_view name) {
-  if (!is_snapshot_file_name(name) || name.size() < name_prefix.size() + 16) return std::nullopt;
-  raft::Index index = 0;
-  for (char c : name.substr(name_prefix.size(), 16)) {
-    int digit = 0;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else {
-      return std::nullopt;
-    }
-    index = index * 16 + static_cast<raft::Index>(digit);
-  }
-  return index;
+  if (!is_snapshot_file_name(name) || name.size() < name_prefix.size() + hex_name_digits) return std::nullopt;
+  return parse_hex_name(name.substr(name_prefix.size(), hex_name_digits));
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "storage/hex_name.h"
 #include "storage/log_store_files.h"
 
 namespace coord::storage {
@@ -19,7 +20,6 @@ using Kind = LogStoreError::Kind;
 
 constexpr std::string_view prefix = "wal-";
 constexpr std::string_view suffix = ".log";
-constexpr std::size_t seq_digits = 16;
 constexpr mode_t file_mode = 0644;
 
 [[noreturn]] void io_error(int err, const std::string& path, const char* what) {
@@ -31,23 +31,11 @@ constexpr mode_t file_mode = 0644;
 std::string wal_segment_name(std::uint64_t seq) { return fmt::format("wal-{:016x}.log", seq); }
 
 std::optional<std::uint64_t> parse_wal_segment_name(std::string_view name) {
-  if (name.size() != prefix.size() + seq_digits + suffix.size() || !name.starts_with(prefix) ||
+  if (name.size() != prefix.size() + hex_name_digits + suffix.size() || !name.starts_with(prefix) ||
       !name.ends_with(suffix)) {
     return std::nullopt;
   }
-  std::uint64_t seq = 0;
-  for (char c : name.substr(prefix.size(), seq_digits)) {
-    int digit = 0;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else {
-      return std::nullopt;
-    }
-    seq = seq << 4 | static_cast<std::uint64_t>(digit);
-  }
-  return seq;
+  return parse_hex_name(name.substr(prefix.size(), hex_name_digits));
 }
 
 std::shared_ptr<WalSegment> WalSegment::create(const std::string& directory, std::uint64_t seq, std::uint64_t bytes) {
