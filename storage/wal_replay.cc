@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "storage/log_store_error.h"
@@ -29,12 +30,32 @@ bool has_zero_sector(std::string_view segment, std::uint64_t offset, std::uint64
   return false;
 }
 
-// One past the last non-zero byte of `bytes` after `from`, or 0 when they are all zero.
+// One past the last non-zero byte of `bytes` after `from`, or 0 when they are all zero. Read
+// forward, a block at a time with word-wide compares: the last segment's tail is most of a
+// preallocated segment (tens of MiB of zeros) and is read at every open.
 std::uint64_t dirty_end(std::string_view bytes, std::uint64_t from) {
-  for (std::uint64_t i = bytes.size(); i > from; --i) {
-    if (bytes[i - 1] != 0) return i;
+  constexpr std::size_t block = 64 << 10;
+  std::uint64_t dirty = 0;
+  for (std::uint64_t at = from; at < bytes.size(); at += block) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block, bytes.size() - at));
+    const char* p = bytes.data() + at;
+    std::uint64_t any = 0;
+    std::size_t i = 0;
+    for (; i + sizeof(std::uint64_t) <= n; i += sizeof(std::uint64_t)) {
+      std::uint64_t word;
+      std::memcpy(&word, p + i, sizeof word);
+      any |= word;
+    }
+    for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
+    if (any == 0) continue;
+    for (std::size_t j = n; j > 0; --j) {
+      if (p[j - 1] != 0) {
+        dirty = at + j;
+        break;
+      }
+    }
   }
-  return 0;
+  return dirty;
 }
 
 [[noreturn]] void corrupt(const std::string& path, std::uint64_t offset, const std::string& problem) {
