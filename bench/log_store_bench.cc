@@ -6,7 +6,9 @@
 //
 // In a fresh directory under DIR per store (removed afterwards) it writes N Readies of one entry
 // of B bytes each (2,000 of 300 bytes by default), the first with a hard state, and prints the
-// p50, p99 and mean of write() in milliseconds and the number of commits. A tool, not a test:
+// p50, p99 and mean of write() in milliseconds and the number of commits, then how long a reopen
+// and load() of what it wrote take (open replays a WAL; load reads every entry back), after a
+// compaction that keeps the last tenth (drop_prefix timed). A tool, not a test:
 // its numbers depend on the disk. Exit status: 0 measured, 1 a store failed, 2 bad usage.
 #include <algorithm>
 #include <chrono>
@@ -43,6 +45,35 @@ Result measure(Store& store, int count, std::size_t bytes) {
   }
   result.commits = store.stats().commits;
   return result;
+}
+
+// Compaction as the host does it: a snapshot near the end of the log (no bytes: only the
+// log's own cost), then the prefix before it dropped; how long drop_prefix blocks its thread.
+template <typename Store>
+void compact(const char* name, Store& store, int count) {
+  const raft::Index through = static_cast<raft::Index>(count) - static_cast<raft::Index>(count) / 10;
+  raft::SnapshotMeta meta;
+  meta.index = through;
+  meta.term = 1;
+  meta.conf.voters = {1};
+  store.save_snapshot(meta, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  store.drop_prefix(through);
+  std::printf("%-5s drop_prefix(%llu) %.1f ms\n", name, static_cast<unsigned long long>(through),
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+}
+
+// Reopens the store in `dir` and loads it: the time a restart spends in the log.
+template <typename Store, typename... Options>
+void reopen(const char* name, const std::string& dir, Options... options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto store = Store::open(dir, options...);
+  const auto opened = std::chrono::steady_clock::now();
+  const auto state = store->load();
+  const auto loaded = std::chrono::steady_clock::now();
+  std::printf("%-5s reopen %.1f ms, load %.1f ms (%zu entries)\n", name,
+              std::chrono::duration<double, std::milli>(opened - start).count(),
+              std::chrono::duration<double, std::milli>(loaded - opened).count(), state.entries.size());
 }
 
 void print(const char* name, Result r) {
@@ -87,11 +118,15 @@ int main(int argc, char** argv) {
     {
       auto store = coord::storage::LmdbLogStore::open(lmdb_dir);
       print("lmdb", measure(*store, count, bytes));
+      compact("lmdb", *store, count);
     }
+    reopen<coord::storage::LmdbLogStore>("lmdb", lmdb_dir);
     {
       auto store = coord::storage::WalLogStore::open(wal_dir, coord::storage::WalLogStoreOptions{segment_bytes});
       print("wal", measure(*store, count, bytes));
+      compact("wal", *store, count);
     }
+    reopen<coord::storage::WalLogStore>("wal", wal_dir, coord::storage::WalLogStoreOptions{segment_bytes});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "coord-log-store-bench: %s\n", e.what());
     std::filesystem::remove_all(lmdb_dir);

@@ -24,6 +24,7 @@ constexpr std::size_t zero_piece_bytes = std::size_t{1} << 20;
 // The write buffer is kept between writes up to this size (a usual batch is far smaller); the
 // memory of a rare huge batch goes back after it.
 constexpr std::size_t buffer_keep_bytes = std::size_t{4} << 20;
+constexpr std::uint64_t read_window_bytes = std::uint64_t{1} << 20;
 
 std::vector<std::uint64_t> segment_seqs(const std::string& directory) {
   DIR* dir = ::opendir(directory.c_str());
@@ -320,13 +321,29 @@ std::vector<raft::Entry> WalLogStore::read_entries(raft::Index lo, raft::Index h
   }
   std::vector<raft::Entry> out;
   std::size_t bytes = 0;
-  std::string record;
+  // Records written one after the other are read together (one pread for up to
+  // read_window_bytes of them), so that a load of many small Readies is not a pread each.
+  std::string window;
+  std::uint64_t window_seq = 0;
+  std::uint64_t window_offset = 0;
   std::string problem;
   for (std::size_t i = 0; i < chunks.size(); ++i) {
     const WalChunk& c = chunks[i];
     const WalSegment& segment = *segments[i];
-    record.resize(c.bytes);
-    segment.read(record.data(), record.size(), c.offset);
+    if (window.empty() || c.seq != window_seq || c.offset < window_offset ||
+        c.offset + c.bytes > window_offset + window.size()) {
+      std::uint64_t span = c.bytes;
+      for (std::size_t j = i + 1; j < chunks.size() && chunks[j].seq == c.seq &&
+                                  chunks[j].offset == c.offset + span && span + chunks[j].bytes <= read_window_bytes;
+           ++j) {
+        span += chunks[j].bytes;
+      }
+      window.resize(span);
+      segment.read(window.data(), window.size(), c.offset);
+      window_seq = c.seq;
+      window_offset = c.offset;
+    }
+    const std::string_view record = std::string_view(window).substr(c.offset - window_offset, c.bytes);
     const WalFrame frame = parse_wal_record(record, c.seq, c.offset);
     std::optional<std::vector<raft::Entry>> entries;
     if (frame.status != WalFrame::Status::Ok || frame.type != WalRecordType::Entries) {

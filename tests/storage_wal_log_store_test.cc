@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/wal_index.h"
 #include "storage/wal_log_store.h"
 #include "storage/wal_records.h"
 #include "storage/wal_segment.h"
@@ -138,6 +139,43 @@ std::vector<raft::Index> indexes(const std::vector<raft::Entry>& es) {
 }
 
 }  // namespace
+
+TEST_CASE("wal index: one row per record, trimmed by truncation and drops, terms as runs") {
+  coord::storage::WalIndex index;
+  auto chunk = [](std::uint64_t seq, std::uint64_t offset, std::uint64_t data) {
+    return coord::storage::WalChunk{seq, offset, 100, 0, 0, 0, data};
+  };
+  index.append(chunk(1, 0, 300), run(1, 3, 1));
+  index.append(chunk(1, 100, 300), run(4, 6, 2));
+  index.append(chunk(2, 0, 300), run(7, 9, 2));
+  CHECK(index.chunk_count() == 3);
+  CHECK(index.term(3) == 1);
+  CHECK(index.term(4) == 2);
+  CHECK(index.term(10) == std::nullopt);
+  // A byte limit stops collecting once the records read whole are surely past it.
+  CHECK(index.chunks_for(1, 10, 250).size() == 1);
+  CHECK(index.chunks_for(1, 10, 350).size() == 2);
+  CHECK(index.chunks_for(2, 10, 250).size() == 2);  // the first is read from its middle: not counted
+  CHECK(index.chunks_for(5, 6, 1 << 20).size() == 1);
+  // A conflicting suffix from 5: the record of 4..6 keeps only 4, the one of 7..9 goes.
+  index.append(chunk(2, 100, 30), run(5, 5, 3));
+  CHECK(index.chunk_count() == 3);
+  CHECK(index.term(4) == 2);
+  CHECK(index.term(5) == 3);
+  CHECK(index.term(6) == std::nullopt);
+  const auto middle = index.chunks_for(4, 6, 1 << 20);
+  REQUIRE(middle.size() == 2);
+  CHECK(middle[0].first == 4);
+  CHECK(middle[0].last == 4);
+  CHECK(middle[0].data_bytes == 0);  // only part of its record: no longer a bound
+  // Dropping through 4 leaves the record of 5, in segment 2.
+  index.drop_through(4);
+  CHECK(index.first_seq() == 2);
+  CHECK(index.term(4) == std::nullopt);
+  CHECK(index.term(5) == 3);
+  index.drop_through(5);
+  CHECK(index.first_seq() == std::nullopt);
+}
 
 TEST_CASE("wal store: Readies round-trip through a reopen, one fdatasync each") {
   ScratchDir dir;
