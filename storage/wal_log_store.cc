@@ -73,6 +73,7 @@ void WalLogStore::open_segments() {
     shape_ = replay.shape();
     index_ = std::move(replay.index());
     end_ = replay.end();
+    headed_seq_ = replay.headed_seq();
     torn_tail_ = replay.torn();
     // The remains of a torn write go before anything is appended: a record of them could
     // otherwise check again after the next write ends just before it.
@@ -82,8 +83,17 @@ void WalLogStore::open_segments() {
         const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), replay.dirty_until() - at);
         segments_.back()->write(std::string_view(zeros).substr(0, n), at);
       }
-      segments_.back()->sync();
     }
+    // What was replayed may be in the page cache only: a kill -9 between a write's pwrite and
+    // its fdatasync leaves it there, and this process may act on it at once (a vote granted
+    // again from its hard state, its entries acknowledged to a leader). Made durable now, the
+    // last segment (the only one a write can be unsynced in: rotation follows a synced write)
+    // and the directory (a segment created just before the kill), before anything relies on
+    // them; otherwise a power loss could take it back, or tear it in what is by then a
+    // non-last segment, which would not open (found in review).
+    segments_.back()->sync();
+    sync_directory(directory_);
+    ++commits_;
   }
   const SnapshotRecord& snapshot = shape_.snapshot;
   if (snapshot.has_data && snapshot.file.empty()) {
@@ -128,9 +138,14 @@ void WalLogStore::rotate(std::uint64_t bytes) {
     segments_.push_back(std::move(segment));
   }
   end_ = 0;
-  // The new name durable before a record in it is acknowledged. Should this fail, the store
-  // stands at the head of an empty segment, which is a state it can go on from.
-  sync_directory(directory_);
+  // The new name durable before a record in it is acknowledged. A failure leaves a name this
+  // process cannot vouch for: the store fails, as after a failed fdatasync.
+  try {
+    sync_directory(directory_);
+  } catch (const LogStoreError&) {
+    failed_ = true;
+    throw;
+  }
 }
 
 WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
@@ -188,6 +203,7 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
     throw;
   }
   end_ += buffer_.size();
+  headed_seq_ = at.seq;
   ++commits_;
   if (buffer_.capacity() > buffer_keep_bytes) std::string().swap(buffer_);  // one huge batch: let it go
   return at;
@@ -276,7 +292,12 @@ void WalLogStore::drop_prefix(raft::Index through) {
   {
     const std::lock_guard<std::mutex> lock(mu_);
     index_.drop_through(through);
-    const std::uint64_t keep_from = index_.first_seq().value_or(segments_.back()->seq());
+    // Never past the newest segment holding records: one with none yet (a crash inside its
+    // creation left it empty, or a large write skipped it) has no head to replay from, and
+    // dropping everything before it would drop the hard state and the snapshot (found in review).
+    const std::uint64_t keep_from =
+        std::min(index_.first_seq().value_or(segments_.back()->seq()),
+                 headed_seq_ != 0 ? headed_seq_ : segments_.back()->seq());
     while (segments_.size() > 1 && segments_.front()->seq() < keep_from) {
       doomed.push_back(std::move(segments_.front()));
       segments_.pop_front();

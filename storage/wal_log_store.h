@@ -122,6 +122,7 @@ class WalLogStore {
   LogShape shape_;
   std::shared_ptr<const SnapshotFile> snapshot_file_;
   std::uint64_t end_ = 0;  // where the current (last) segment's records end
+  std::uint64_t headed_seq_ = 0;  // the newest segment holding records (a head); 0: none
   std::uint64_t commits_ = 0;
   bool failed_ = false;
   std::string torn_tail_;

@@ -118,6 +118,7 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
     }
     offset = group_start;
   }
+  if (offset > 0) headed_seq_ = seq;
   if (last) {
     end_ = offset;
     dirty_until_ = dirty_end(bytes, offset, data_end);

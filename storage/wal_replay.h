@@ -49,6 +49,8 @@ class WalReplay {
   const LogShape& shape() const { return shape_; }
   WalIndex& index() { return index_; }
   std::uint64_t end() const { return end_; }  // where the last segment's records end
+  // The newest segment holding records (and so its head); 0 when none does.
+  std::uint64_t headed_seq() const { return headed_seq_; }
   // Bytes after end() in the last segment that are not zero end before this offset (0: none):
   // the rest of a torn write, to be zeroed before the next append.
   std::uint64_t dirty_until() const { return dirty_until_; }
@@ -66,6 +68,7 @@ class WalReplay {
   bool start_anywhere_ = false;  // segments were dropped, and no SnapshotReplace replayed yet
   std::uint64_t next_seq_ = 0;
   std::uint64_t end_ = 0;
+  std::uint64_t headed_seq_ = 0;
   std::uint64_t dirty_until_ = 0;
   std::string torn_;
 };
