@@ -177,20 +177,24 @@ WalLogStore::Appended WalLogStore::append(const std::vector<Piece>& pieces) {
   Appended at;
   at.seq = segment.seq();
   buffer_.clear();
-  if (end_ == 0) {  // a write of its own as far as the replay is concerned
-    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot, /*continued=*/true);
+  // Only the first record of the pwrite is marked as a write's start, the head's included: a
+  // torn write must hold no record so marked after its first one (storage/wal_replay.h).
+  if (end_ == 0) {  // a group of its own as far as the replay applies them
+    append_wal_record(buffer_, at.seq, 0, WalRecordType::SnapshotHead, head_snapshot,
+                      {.continued = true, .write_start = true});
     append_wal_record(buffer_, at.seq, buffer_.size(), WalRecordType::HardState, head_hard_state);
   }
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     const Piece& p = pieces[i];
-    const bool continued = i + 1 < pieces.size();  // the replay applies the pieces together or not at all
+    // The replay applies the pieces together or not at all.
+    const WalRecordFlags flags{.continued = i + 1 < pieces.size(), .write_start = buffer_.empty()};
     const std::uint64_t offset = end_ + buffer_.size();
     if (p.entries != nullptr) {
       at.entries_offset = offset;
-      append_wal_entries(buffer_, at.seq, offset, *p.entries, continued);
+      append_wal_entries(buffer_, at.seq, offset, *p.entries, flags);
       at.entries_bytes = end_ + buffer_.size() - offset;
     } else {
-      append_wal_record(buffer_, at.seq, offset, p.type, p.payload, continued);
+      append_wal_record(buffer_, at.seq, offset, p.type, p.payload, flags);
     }
   }
   try {

@@ -19,6 +19,13 @@
 // than segment_bytes). open() replays every segment (storage/wal_replay.h: checksums, storage
 // rules, the torn-tail rule) and zeroes a torn write's remains before anything is appended.
 //
+// Torn writes: a torn write is always the last write (each one is fdatasynced before the next
+// begins), and the first record of each write carries a write-start bit; a bad record in the
+// last segment with a valid write-start record after it is damage (Corrupt), one with none
+// after it (and a zeroed sector) is a torn write, and the log ends before it. What is still
+// indistinguishable: damage to the very last write of the log, which was acknowledged, is
+// taken for a torn write and that write is dropped (a vote or entries lost, as with etcd).
+//
 // After a reopen, first_index() may be lower than drop_prefix left it: entries it dropped that
 // share a segment with kept ones come back (they are older than the snapshot; the rules allow
 // it, as between save_snapshot and drop_prefix).

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "storage/crc32c.h"
 
 namespace coord::storage {
@@ -28,7 +30,7 @@ std::uint64_t get(std::string_view bytes, std::size_t at, std::size_t n) {
   return v;
 }
 
-// CRC of the place (seq, offset), the type byte (with its continuation bit) and the payload.
+// CRC of the place (seq, offset), the type byte (with its flag bits) and the payload.
 std::uint32_t record_crc(std::uint64_t seq, std::uint64_t offset, std::uint8_t type, std::string_view payload) {
   std::string salt;
   put_u64(salt, seq);
@@ -38,17 +40,20 @@ std::uint32_t record_crc(std::uint64_t seq, std::uint64_t offset, std::uint8_t t
 }
 
 constexpr std::uint8_t continued_bit = 0x80;
+constexpr std::uint8_t write_start_bit = 0x40;
+constexpr std::uint8_t flag_bits = continued_bit | write_start_bit;
 
 bool known_type(std::uint8_t type) {
   return type >= static_cast<std::uint8_t>(WalRecordType::Entries) &&
          type <= static_cast<std::uint8_t>(WalRecordType::SnapshotHead);
 }
 
-// Starts a record: the header with a placeholder length and crc.
-std::uint8_t type_byte(WalRecordType type, bool continued) {
-  return static_cast<std::uint8_t>(static_cast<std::uint8_t>(type) | (continued ? continued_bit : 0));
+std::uint8_t type_byte(WalRecordType type, WalRecordFlags flags) {
+  return static_cast<std::uint8_t>(static_cast<std::uint8_t>(type) | (flags.continued ? continued_bit : 0) |
+                                   (flags.write_start ? write_start_bit : 0));
 }
 
+// Starts a record: the header with a placeholder length and crc.
 std::size_t begin_record(std::string& out, std::uint8_t type) {
   const std::size_t at = out.size();
   put_u32(out, 0);
@@ -72,16 +77,16 @@ std::size_t wal_entries_record_bytes(const std::vector<raft::Entry>& entries) {
 }
 
 void append_wal_record(std::string& out, std::uint64_t seq, std::uint64_t offset, WalRecordType type,
-                       std::string_view payload, bool continued) {
-  const std::uint8_t byte = type_byte(type, continued);
+                       std::string_view payload, WalRecordFlags flags) {
+  const std::uint8_t byte = type_byte(type, flags);
   const std::size_t at = begin_record(out, byte);
   out.append(payload);
   seal_record(out, at, seq, offset, byte);
 }
 
 void append_wal_entries(std::string& out, std::uint64_t seq, std::uint64_t offset,
-                        const std::vector<raft::Entry>& entries, bool continued) {
-  const std::uint8_t byte = type_byte(WalRecordType::Entries, continued);
+                        const std::vector<raft::Entry>& entries, WalRecordFlags flags) {
+  const std::uint8_t byte = type_byte(WalRecordType::Entries, flags);
   const std::size_t at = begin_record(out, byte);
   put_u64(out, entries.empty() ? 0 : entries.front().index);
   put_u32(out, static_cast<std::uint32_t>(entries.size()));
@@ -115,7 +120,7 @@ WalFrame parse_wal_record(std::string_view rest, std::uint64_t seq, std::uint64_
     frame.problem = fmt::format("checksum mismatch (stored {:#010x}, computed {:#010x})", stored, computed);
     return frame;
   }
-  const auto base = static_cast<std::uint8_t>(type & ~continued_bit);
+  const auto base = static_cast<std::uint8_t>(type & ~flag_bits);
   if (!known_type(base)) {
     frame.problem = fmt::format("unknown record type {}", type);
     return frame;
@@ -123,8 +128,23 @@ WalFrame parse_wal_record(std::string_view rest, std::uint64_t seq, std::uint64_
   frame.status = WalFrame::Status::Ok;
   frame.type = static_cast<WalRecordType>(base);
   frame.continued = (type & continued_bit) != 0;
+  frame.write_start = (type & write_start_bit) != 0;
   frame.payload = payload;
   return frame;
+}
+
+std::optional<std::uint64_t> find_wal_write_start(std::string_view segment, std::uint64_t seq, std::uint64_t after,
+                                                  std::uint64_t until) {
+  until = std::min<std::uint64_t>(until, segment.size());
+  for (std::uint64_t at = after + 1; at + wal_header_bytes <= until; ++at) {
+    const auto type = static_cast<std::uint8_t>(segment[at + 8]);
+    if ((type & write_start_bit) == 0 || !known_type(static_cast<std::uint8_t>(type & ~flag_bits))) continue;
+    const std::uint64_t length = get(segment, at, 4);
+    if (length == 0 || length > until - at - wal_header_bytes) continue;
+    const std::string_view payload = segment.substr(at + wal_header_bytes, length);
+    if (static_cast<std::uint32_t>(get(segment, at + 4, 4)) == record_crc(seq, at, type, payload)) return at;
+  }
+  return std::nullopt;
 }
 
 std::optional<WalEntriesSummary> summarize_wal_entries(std::string_view payload) {

@@ -18,13 +18,17 @@ bool all_zero(std::string_view bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
 }
 
-// Whether the record at `offset` with `extent` bytes overlaps a sector in which all of its bytes
-// are zero: the sign of a write that never landed there.
+// Whether the record at `offset` with `extent` bytes overlaps a 512-byte sector that holds only
+// zeros from where the record starts in it (or from the sector's start) to the sector's end: a
+// sector the write never landed in (the preallocated zeros, or the old bytes up to where the
+// write began). The sector's bytes past the record's claimed end count too: a record that
+// merely ends in zero bytes (a hard state's high bytes) a few bytes into a sector whose rest
+// holds the next record has no such sector.
 bool has_zero_sector(std::string_view segment, std::uint64_t offset, std::uint64_t extent) {
   const std::uint64_t end = offset + extent;
   for (std::uint64_t sector = offset / sector_bytes * sector_bytes; sector < end; sector += sector_bytes) {
     const std::uint64_t lo = std::max(sector, offset);
-    const std::uint64_t hi = std::min(sector + sector_bytes, end);
+    const std::uint64_t hi = std::min<std::uint64_t>(sector + sector_bytes, segment.size());
     if (all_zero(segment.substr(lo, hi - lo))) return true;
   }
   return false;
@@ -88,12 +92,19 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
   std::vector<Pending> group;
   std::uint64_t offset = 0;
   std::uint64_t group_start = 0;
+  bool stopped_at_bad = false;
   while (offset < bytes.size()) {
     const WalFrame frame = parse_wal_record(bytes.substr(offset), seq, offset);
     if (frame.status == WalFrame::Status::End) break;
     if (frame.status == WalFrame::Status::Bad) {
       if (last && has_zero_sector(bytes, offset, frame.extent)) {
+        // A torn write is the last write: one that starts after this record was made after it,
+        // so this record was written whole, synced and acknowledged, and has been damaged since.
+        if (const auto later = find_wal_write_start(bytes, seq, offset, data_end)) {
+          corrupt(path, offset, fmt::format("{}, and a later write starts at offset {}", frame.problem, *later));
+        }
         torn_ = fmt::format("{}: a torn write at offset {} ({}) ends the log", path, offset, frame.problem);
+        stopped_at_bad = true;
         break;
       }
       corrupt(path, offset, frame.problem);
@@ -109,6 +120,7 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
     }
     group.clear();
   }
+  const std::uint64_t stopped_at = offset;
   if (!group.empty()) {
     // The write's last record is missing: torn in the last segment (it never completed, so it
     // was never acknowledged, and its first records go too), damage anywhere else.
@@ -122,6 +134,15 @@ void WalReplay::segment(std::uint64_t seq, std::string_view bytes, bool last, co
   if (last) {
     end_ = offset;
     dirty_until_ = dirty_end(bytes, offset, data_end);
+    // The records ended at a zero length with bytes after it: the rest of a torn write, unless a
+    // later write starts there (a zeroed length hiding acknowledged writes). Bad records were
+    // searched after already; a clean end (only zeros after it) costs no search.
+    if (dirty_until_ != 0 && !stopped_at_bad) {
+      if (const auto later = find_wal_write_start(bytes, seq, stopped_at, data_end)) {
+        corrupt(path, stopped_at,
+                fmt::format("a zero length ends the records here, but a later write starts at offset {}", *later));
+      }
+    }
   } else if (const std::uint64_t dirty = dirty_end(bytes, offset, data_end); dirty != 0) {
     // A record whose length was zeroed would hide every record after it: only the last segment
     // may end in anything but zeros (a torn write).

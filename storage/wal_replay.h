@@ -5,16 +5,19 @@
 // A write is a group of records (storage/wal_records.h): applied only when its last record is
 // there, so a torn write takes all of its records with it.
 //
-// Torn tail (etcd's rule): only in the last segment, a record that does not check (bad
-// checksum, length past the end of the file) is a write that never completed when some
-// 512-byte sector overlapping it holds only zeros there, the preallocated zeros where the
-// write did not land. The log then ends before it, and the store zeroes the rest of the
-// segment before it appends, so that nothing of it can reappear after new data. Any other
-// failure (a bad record with no zeroed sector, one in an earlier segment, data after a
-// non-last segment's end, a missing segment) is Corrupt, naming the file and the offset.
-// A flipped bit in the last record that also happens to contain a zeroed sector (a record
-// whose bytes are zero there) cannot be told from a torn write, and is taken for one: that
-// record, never acknowledged or not, is dropped.
+// Torn tail: a torn write is always the last write (each write is fdatasynced before the next
+// begins). Only in the last segment, a record that does not check (bad checksum, length past
+// the end of the file) is a write that never completed when (etcd's rule) some 512-byte sector
+// overlapping it holds only zeros from the record's start (or the sector's) to the sector's
+// end, and no valid record with the write-start bit (storage/wal_records.h) lies after it up
+// to data_end: a later write would mean this record was written whole and damaged since. A
+// zero length with non-zero bytes after it is searched the same way. The log then ends before
+// it, and the store zeroes the rest of the segment before it appends, so that nothing of it can
+// reappear after new data. Any other failure (a later write after a bad record, a bad record
+// with no zeroed sector, one in an earlier segment, data after a non-last segment's end, a
+// missing segment) is Corrupt, naming the file and the offset. Damage to the very last write
+// (a flipped bit with zeros after it, a length flipped or zeroed in it) cannot be told from a
+// torn write, and is taken for one: that write, acknowledged or not, is dropped.
 //
 // Relaxed start: drop_prefix deletes whole segments, and each segment begins with the snapshot
 // and hard state as they stood (SnapshotHead, HardState), so the replay may start at any

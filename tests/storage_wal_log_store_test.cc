@@ -406,13 +406,14 @@ TEST_CASE("wal store: a torn last record ends the log there, and what followed i
     {
       auto store = WalLogStore::open(dir.log());
       store->write(with(run(1, 1, 1), raft::HardState{1, 1, 1}));
-      store->write(with(run(2, 2, 1, 3000)));  // spans several sectors
-      store->write(with(run(3, 3, 1)));
+      // The last write: entry 2, spanning several sectors, and a hard state. A torn write is
+      // the last one (a later write after it would make it damage, Corrupt).
+      store->write(with(run(2, 2, 1, 3000), raft::HardState{1, 1, 2}));
     }
     const std::string segment = segment_files(dir.log()).back();
     const auto records = records_of(segment);
-    REQUIRE(records.size() == 6);  // head snapshot and hard state, entries 1 and a hard state, entries 2, entries 3
-    auto [offset, size] = records[records.size() - 2];  // entry 2, followed by entry 3
+    REQUIRE(records.size() == 6);  // head snapshot and hard state, entries 1 and a hard state, entries 2, hard state
+    auto [offset, size] = records[records.size() - 2];  // entry 2, followed by the write's hard state
     if (cut_in_half) {
       // The write's second half never landed: zeros from its middle to its end.
       overwrite(segment, offset + size / 2, std::string(size - size / 2, '\0'));
@@ -427,8 +428,8 @@ TEST_CASE("wal store: a torn last record ends the log there, and what followed i
       CHECK(store->torn_tail().find("torn write") != std::string::npos);
       CHECK(store->last_index() == 1);
       CHECK(store->load().entries == run(1, 1, 1));
-      // Entry 2 again, as long as before: the next record would start exactly where entry 3's
-      // old record is, which checks there (same segment, same offset) unless open zeroed it.
+      // Entry 2 again, as long as before: the next record would start exactly where the old
+      // hard state record is, which checks there (same segment, same offset) unless open zeroed it.
       raft::Entry again = make_entry(2, 1, 3000);
       again.data.replace(0, 5, "AGAIN");
       store->write(with({again}));
@@ -438,6 +439,7 @@ TEST_CASE("wal store: a torn last record ends the log there, and what followed i
     const auto state = store->load();
     CHECK(indexes(state.entries) == std::vector<raft::Index>{1, 2});
     CHECK(state.entries.back().data.starts_with("AGAIN"));
+    CHECK(state.hard_state == raft::HardState{1, 1, 1});  // the torn write's hard state never came back
   }
 }
 
