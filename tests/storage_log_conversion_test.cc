@@ -13,6 +13,7 @@
 #include "storage/lmdb_log_store.h"
 #include "storage/log_conversion.h"
 #include "storage/wal_log_store.h"
+#include "tests/wal_test_files.h"
 
 namespace raft = coord::raft;
 namespace fs = std::filesystem;
@@ -22,22 +23,15 @@ using coord::storage::LogStoreError;
 using coord::storage::WalLogStore;
 using coord::storage::WalLogStoreOptions;
 
+using coordtest::overwrite;
+using coordtest::records_of;
+using coordtest::segment_files;
+using coordtest::slurp;
+
 namespace {
 
-struct Scratch {
-  Scratch() {
-    char name[] = "/tmp/coord-log-conversion-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    root = name;
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  std::string log() const { return root + "/raft"; }
-  std::string staging() const { return log() + ".convert"; }
-  std::string root;
-};
+// Where the conversion writes the WAL before the exchange (log_conversion.h).
+std::string staging(const coordtest::ScratchDir& s) { return s.log() + ".convert"; }
 
 const WalLogStoreOptions kSmallSegments{64 << 10};  // several segments for the entries below
 
@@ -86,13 +80,13 @@ void check_same(const raft::RestoreState& a, const raft::RestoreState& b) {
 }  // namespace
 
 TEST_CASE("log conversion: the WAL holds what the LMDB log held, and a second call has nothing to do") {
-  Scratch s;
+  coordtest::ScratchDir s;
   const raft::RestoreState before = write_lmdb_log(s.log());
   REQUIRE(before.entries.size() == 400);
 
   CHECK(convert_lmdb_log_to_wal(s.log(), kSmallSegments));
   CHECK_FALSE(fs::exists(s.log() + "/data.mdb"));
-  CHECK_FALSE(fs::exists(s.staging()));
+  CHECK_FALSE(fs::exists(staging(s)));
   std::unique_ptr<WalLogStore> wal = WalLogStore::open(s.log(), kSmallSegments);
   check_same(before, wal->load());
   CHECK(wal->stats().used_bytes > (64 << 10));  // the entries span several segments
@@ -103,31 +97,31 @@ TEST_CASE("log conversion: the WAL holds what the LMDB log held, and a second ca
 }
 
 TEST_CASE("log conversion: a conversion that stopped before the exchange is done again from the LMDB log") {
-  Scratch s;
+  coordtest::ScratchDir s;
   const raft::RestoreState before = write_lmdb_log(s.log());
   // A crash while the WAL was being written: a partial staging directory beside the intact log.
-  fs::create_directories(s.staging());
-  std::ofstream(s.staging() + "/wal-0000000000000001.log") << "half a segment";
+  fs::create_directories(staging(s));
+  std::ofstream(staging(s) + "/wal-0000000000000001.log") << "half a segment";
 
   CHECK(convert_lmdb_log_to_wal(s.log(), kSmallSegments));
-  CHECK_FALSE(fs::exists(s.staging()));
+  CHECK_FALSE(fs::exists(staging(s)));
   check_same(before, WalLogStore::open(s.log(), kSmallSegments)->load());
 }
 
 TEST_CASE("log conversion: the old LMDB log left by a crash after the exchange is removed, the WAL kept") {
-  Scratch s;
+  coordtest::ScratchDir s;
   const raft::RestoreState before = write_lmdb_log(s.log());
   REQUIRE(convert_lmdb_log_to_wal(s.log(), kSmallSegments));
   // As if the crash came between the exchange and the removal: an LMDB log in the staging place.
-  write_lmdb_log(s.staging());
+  write_lmdb_log(staging(s));
 
   CHECK_FALSE(convert_lmdb_log_to_wal(s.log(), kSmallSegments));
-  CHECK_FALSE(fs::exists(s.staging()));
+  CHECK_FALSE(fs::exists(staging(s)));
   check_same(before, WalLogStore::open(s.log(), kSmallSegments)->load());
 }
 
 TEST_CASE("log conversion: a damaged LMDB log is refused and left as it was") {
-  Scratch s;
+  coordtest::ScratchDir s;
   write_lmdb_log(s.log());
   // Flip a byte inside entry 530's data, in every copy the file holds (LMDB's free pages may
   // keep older ones).
@@ -157,7 +151,7 @@ TEST_CASE("log conversion: a damaged LMDB log is refused and left as it was") {
     CHECK(std::string(e.what()).find("data.mdb") != std::string::npos);
   }
   CHECK(fs::exists(file));
-  CHECK_FALSE(fs::exists(s.staging()));
+  CHECK_FALSE(fs::exists(staging(s)));
   bool has_segments = false;
   for (const auto& f : fs::directory_iterator(s.log())) {
     has_segments = has_segments || f.path().filename().string().rfind("wal-", 0) == 0;

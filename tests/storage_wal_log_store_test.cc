@@ -28,6 +28,7 @@
 #include "storage/wal_log_store.h"
 #include "storage/wal_records.h"
 #include "storage/wal_segment.h"
+#include "tests/wal_test_files.h"
 #include "tmpfs_mount.h"
 
 namespace raft = coord::raft;
@@ -37,21 +38,12 @@ using coord::storage::WalLogStore;
 using coord::storage::WalLogStoreOptions;
 using Kind = coord::storage::LogStoreError::Kind;
 
-namespace {
+using coordtest::overwrite;
+using coordtest::records_of;
+using coordtest::segment_files;
+using coordtest::slurp;
 
-struct ScratchDir {
-  ScratchDir() {
-    char name[] = "/tmp/coord-wal-test-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    root = name;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  std::string log() const { return root + "/raft"; }
-  std::string root;
-};
+namespace {
 
 WalLogStoreOptions tiny(std::uint64_t bytes = 4096) { return WalLogStoreOptions{bytes}; }
 
@@ -94,42 +86,6 @@ Kind error_kind(const std::function<void()>& f, std::string* message = nullptr) 
   }
   FAIL("no LogStoreError");
   return Kind::Io;
-}
-
-std::vector<std::string> segment_files(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (coord::storage::parse_wal_segment_name(e.path().filename().string())) out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void overwrite(const std::string& path, std::uint64_t offset, const std::string& bytes) {
-  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-// Offsets and sizes of the records in a segment file, read with the store's own framing.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> records_of(const std::string& path) {
-  const std::string bytes = slurp(path);
-  const auto seq = coord::storage::parse_wal_segment_name(fs::path(path).filename().string());
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  std::uint64_t at = 0;
-  for (;;) {
-    const auto frame = coord::storage::parse_wal_record(std::string_view(bytes).substr(at), *seq, at);
-    if (frame.status != coord::storage::WalFrame::Status::Ok) break;
-    const std::uint64_t size = coord::storage::wal_record_bytes(frame.payload.size());
-    out.emplace_back(at, size);
-    at += size;
-  }
-  return out;
 }
 
 std::vector<raft::Index> indexes(const std::vector<raft::Entry>& es) {
@@ -178,7 +134,7 @@ TEST_CASE("wal index: one row per record, trimmed by truncation and drops, terms
 }
 
 TEST_CASE("wal store: Readies round-trip through a reopen, one fdatasync each") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   std::vector<raft::Entry> written = run(1, 3, 1);
   written[1].type = raft::EntryType::ConfChange;
   written[2].data = std::string("\0\xff\x01 binary", 10);
@@ -200,7 +156,7 @@ TEST_CASE("wal store: Readies round-trip through a reopen, one fdatasync each") 
 }
 
 TEST_CASE("wal store: segments rotate, a batch larger than a segment gets one of its own, all of it reopens") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   std::vector<raft::Entry> all;
   {
     auto store = WalLogStore::open(dir.log(), tiny());
@@ -228,7 +184,7 @@ TEST_CASE("wal store: segments rotate, a batch larger than a segment gets one of
 }
 
 TEST_CASE("wal store: a conflicting suffix is replaced, also when it starts in an older segment") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   auto expected = run(1, 60, 1, 200);
   {
     auto store = WalLogStore::open(dir.log(), tiny());
@@ -251,7 +207,7 @@ TEST_CASE("wal store: a conflicting suffix is replaced, also when it starts in a
 }
 
 TEST_CASE("wal store: a snapshot Ready replaces the log") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log(), tiny());
     store->write(with(run(1, 30, 1, 300), raft::HardState{1, 1, 5}));
@@ -273,7 +229,7 @@ TEST_CASE("wal store: a snapshot Ready replaces the log") {
 }
 
 TEST_CASE("wal store: save_snapshot then drop_prefix deletes whole segments, and the reopened log is right") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log(), tiny());
     for (raft::Index i = 1; i <= 100; i += 5) store->write(with(run(i, i + 4, 1, 200), raft::HardState{1, 1, i + 4}));
@@ -305,7 +261,7 @@ TEST_CASE("wal store: save_snapshot then drop_prefix deletes whole segments, and
 TEST_CASE("wal store: a replay may start at a segment after a drop, with the snapshot recorded later") {
   // Entries 1..N in segments, the snapshot saved in a later segment than the entries it covers,
   // then every segment before it dropped: the replay starts at a head naming an older snapshot.
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log(), tiny());
     for (raft::Index i = 1; i <= 40; i += 5) store->write(with(run(i, i + 4, 1, 300), raft::HardState{1, 1, i + 4}));
@@ -320,7 +276,7 @@ TEST_CASE("wal store: a replay may start at a segment after a drop, with the sna
 }
 
 TEST_CASE("wal store: refused calls change no byte on disk") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   auto store = WalLogStore::open(dir.log(), tiny());
   store->write(with(run(1, 5, 2), raft::HardState{2, 1, 3}));
   std::map<std::string, std::string> before;
@@ -341,7 +297,7 @@ TEST_CASE("wal store: refused calls change no byte on disk") {
 }
 
 TEST_CASE("wal store: entries are read by range and byte limit") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   auto store = WalLogStore::open(dir.log(), tiny());
   store->write(with(run(1, 10, 1, 100), raft::HardState{1, 0, 0}));
   store->write(with(run(11, 20, 1, 100)));
@@ -357,7 +313,7 @@ TEST_CASE("wal store: entries are read by range and byte limit") {
 }
 
 TEST_CASE("wal store: reads on another thread run beside writes and drops") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   auto store = WalLogStore::open(dir.log(), tiny(8192));
   store->write(with(run(1, 10, 1, 200), raft::HardState{1, 1, 10}));
   std::atomic<raft::Index> floor{1};  // entries from here on are kept by the writer
@@ -402,7 +358,7 @@ TEST_CASE("wal store: reads on another thread run beside writes and drops") {
 TEST_CASE("wal store: a torn last record ends the log there, and what followed it never comes back") {
   for (const bool cut_in_half : {true, false}) {
     CAPTURE(cut_in_half);
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     {
       auto store = WalLogStore::open(dir.log());
       store->write(with(run(1, 1, 1), raft::HardState{1, 1, 1}));
@@ -444,7 +400,7 @@ TEST_CASE("wal store: a torn last record ends the log there, and what followed i
 }
 
 TEST_CASE("wal store: a Ready whose last record was torn is gone whole, its first records too") {
-  ScratchDir dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log());
     store->write(with(run(1, 1, 1), raft::HardState{1, 1, 1}));
@@ -466,7 +422,7 @@ TEST_CASE("wal store: a Ready whose last record was torn is gone whole, its firs
 
 TEST_CASE("wal store: damage that no torn write explains is Corrupt, naming the file and offset") {
   SUBCASE("a flipped byte in the last record, every sector of it written") {
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     {
       auto store = WalLogStore::open(dir.log());
       store->write(with(run(1, 1, 1), raft::HardState{1, 0, 0}));
@@ -484,7 +440,7 @@ TEST_CASE("wal store: damage that no torn write explains is Corrupt, naming the 
   }
   SUBCASE("a flipped byte (or a zeroed sector) in an earlier segment") {
     for (const bool zero_sector : {false, true}) {
-      ScratchDir dir;
+      coordtest::ScratchDir dir;
       {
         auto store = WalLogStore::open(dir.log(), tiny());
         for (raft::Index i = 1; i <= 30; i += 3) store->write(with(run(i, i + 2, 1, 300), raft::HardState{1, 0, 0}));
@@ -503,7 +459,7 @@ TEST_CASE("wal store: damage that no torn write explains is Corrupt, naming the 
     }
   }
   SUBCASE("a missing segment in the middle") {
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     {
       auto store = WalLogStore::open(dir.log(), tiny());
       for (raft::Index i = 1; i <= 30; i += 3) store->write(with(run(i, i + 2, 1, 300), raft::HardState{1, 0, 0}));
@@ -512,7 +468,7 @@ TEST_CASE("wal store: damage that no torn write explains is Corrupt, naming the 
     CHECK(error_kind([&] { (void)WalLogStore::open(dir.log(), tiny()); }) == Kind::Corrupt);
   }
   SUBCASE("a damaged record read back is Corrupt too") {
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     auto store = WalLogStore::open(dir.log());
     store->write(with(run(1, 3, 1), raft::HardState{1, 0, 0}));
     const std::string segment = segment_files(dir.log()).back();
@@ -657,7 +613,7 @@ TEST_CASE("wal store: a process killed at a random moment reopens to the last re
   std::uint64_t total = 0;
   for (int round = 0; round < 8; ++round) {
     CAPTURE(round);
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     const std::uint64_t seed = 7000 + static_cast<std::uint64_t>(round);
     int pipe_fds[2];
     REQUIRE(::pipe(pipe_fds) == 0);
@@ -726,7 +682,7 @@ TEST_CASE("wal store: a long random workload over tiny segments reopens to the m
   // often.
   for (std::uint64_t seed = 1; seed <= 12; ++seed) {
     CAPTURE(seed);
-    ScratchDir dir;
+    coordtest::ScratchDir dir;
     Expected x;
     Script script(seed);
     auto store = WalLogStore::open(dir.log(), tiny(8192));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/wal_log_store.h"
+#include "tests/wal_test_files.h"
 #include "storage/wal_segment.h"
 
 namespace raft = coord::raft;
@@ -18,21 +19,12 @@ namespace fs = std::filesystem;
 using coord::storage::WalLogStore;
 using coord::storage::WalLogStoreOptions;
 
-namespace {
+using coordtest::overwrite;
+using coordtest::records_of;
+using coordtest::segment_files;
+using coordtest::slurp;
 
-struct Scratch {
-  Scratch() {
-    char name[] = "/tmp/coord-wal-reopen-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    root = name;
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  std::string log() const { return root + "/raft"; }
-  std::string root;
-};
+namespace {
 
 raft::Ready entries(raft::Index first, raft::Index last, raft::Term term, std::optional<raft::HardState> hs) {
   raft::Ready r;
@@ -47,7 +39,7 @@ TEST_CASE("wal reopen: open makes what it replayed durable before anything relie
   // A write left unsynced by a kill -9 (its pwrite done, its fdatasync not) is replayed from the
   // page cache; the reopened store syncs the last segment and the directory at once, one sync
   // counted in its stats. Without it only a later write's segment was ever synced (strace).
-  Scratch dir;
+  coordtest::ScratchDir dir;
   WalLogStore::open(dir.log())->write(entries(1, 3, 1, raft::HardState{1, 1, 0}));
   std::unique_ptr<WalLogStore> reopened = WalLogStore::open(dir.log());
   CHECK(reopened->stats().commits == 1);
@@ -57,7 +49,7 @@ TEST_CASE("wal reopen: open makes what it replayed durable before anything relie
 TEST_CASE("wal reopen: a drop right after a reopen onto an empty newest segment keeps the state") {
   // The newest segment holds nothing (a crash inside its creation left it empty): it has no
   // head, so the segment before it, holding the hard state and the snapshot, must stay.
-  Scratch dir;
+  coordtest::ScratchDir dir;
   const raft::HardState hs{3, 2, 5};
   {
     std::unique_ptr<WalLogStore> store = WalLogStore::open(dir.log());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/wal_log_store.h"
+#include "tests/wal_test_files.h"
 #include "storage/wal_records.h"
 #include "storage/wal_segment.h"
 
@@ -22,21 +23,12 @@ using coord::storage::LogStoreError;
 using coord::storage::WalLogStore;
 using Kind = coord::storage::LogStoreError::Kind;
 
-namespace {
+using coordtest::overwrite;
+using coordtest::records_of;
+using coordtest::segment_files;
+using coordtest::slurp;
 
-struct Scratch {
-  Scratch() {
-    char name[] = "/tmp/coord-wal-review-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    root = name;
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  std::string log() const { return root + "/raft"; }
-  std::string root;
-};
+namespace {
 
 raft::Entry entry(raft::Index index, raft::Term term, std::size_t size = 40) {
   raft::Entry e;
@@ -60,32 +52,6 @@ std::string segment_of(const std::string& dir) {
   }
   REQUIRE(out.size() == 1);
   return out.front();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void overwrite(const std::string& path, std::uint64_t offset, const std::string& bytes) {
-  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<std::pair<std::uint64_t, std::uint64_t>> records_of(const std::string& path) {
-  const std::string bytes = slurp(path);
-  const auto seq = coord::storage::parse_wal_segment_name(fs::path(path).filename().string());
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  std::uint64_t at = 0;
-  for (;;) {
-    const auto frame = coord::storage::parse_wal_record(std::string_view(bytes).substr(at), *seq, at);
-    if (frame.status != coord::storage::WalFrame::Status::Ok) break;
-    const std::uint64_t size = coord::storage::wal_record_bytes(frame.payload.size());
-    out.emplace_back(at, size);
-    at += size;
-  }
-  return out;
 }
 
 void flip(const std::string& path, std::uint64_t offset, unsigned char mask) {
@@ -114,7 +80,7 @@ void expect_corrupt_not_truncated(const std::string& dir, raft::Index acknowledg
 }  // namespace
 
 TEST_CASE("wal review: a flipped high bit in a middle record's length is damage, not a torn write") {
-  Scratch dir;
+  coordtest::ScratchDir dir;
   const raft::HardState last_hs{2, 2, 2};
   {
     auto store = WalLogStore::open(dir.log());
@@ -134,7 +100,7 @@ TEST_CASE("wal review: a flipped high bit in a middle record's length is damage,
 }
 
 TEST_CASE("wal review: a flipped bit in a hard state ending a few bytes into a sector is damage") {
-  Scratch dir;
+  coordtest::ScratchDir dir;
   const raft::HardState hs2{1, 1, 1};
   const raft::HardState last_hs{2, 2, 2};
   std::uint64_t hs_offset = 0;

@@ -15,6 +15,7 @@
 
 #include "storage/crc32c.h"
 #include "storage/wal_log_store.h"
+#include "tests/wal_test_files.h"
 #include "storage/wal_records.h"
 #include "storage/wal_segment.h"
 
@@ -25,21 +26,12 @@ using coord::storage::WalFrame;
 using coord::storage::WalLogStore;
 using Kind = coord::storage::LogStoreError::Kind;
 
-namespace {
+using coordtest::overwrite;
+using coordtest::records_of;
+using coordtest::segment_files;
+using coordtest::slurp;
 
-struct Scratch {
-  Scratch() {
-    char name[] = "/tmp/coord-wal-torn-XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    root = name;
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  std::string log() const { return root + "/raft"; }
-  std::string root;
-};
+namespace {
 
 raft::Entry entry(raft::Index index, raft::Term term, std::size_t size = 40) {
   raft::Entry e;
@@ -71,34 +63,9 @@ std::string only_segment(const std::string& dir) {
   return out.front();
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void overwrite(const std::string& path, std::uint64_t offset, const std::string& bytes) {
-  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
 WalFrame frame_at(const std::string& bytes, const std::string& path, std::uint64_t at) {
   const auto seq = coord::storage::parse_wal_segment_name(fs::path(path).filename().string());
   return coord::storage::parse_wal_record(std::string_view(bytes).substr(at), *seq, at);
-}
-
-// Offsets and sizes of a segment's records, read with the store's own framing.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> records_of(const std::string& path) {
-  const std::string bytes = slurp(path);
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  std::uint64_t at = 0;
-  for (;;) {
-    const WalFrame frame = frame_at(bytes, path, at);
-    if (frame.status != WalFrame::Status::Ok) break;
-    out.emplace_back(at, coord::storage::wal_record_bytes(frame.payload.size()));
-    at += out.back().second;
-  }
-  return out;
 }
 
 Kind open_error(const std::string& dir, std::string* message) {
@@ -115,7 +82,7 @@ Kind open_error(const std::string& dir, std::string* message) {
 }  // namespace
 
 TEST_CASE("wal torn: the first record of each write, and only it, carries the write-start bit") {
-  Scratch dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log());
     store->write(ready(run(1, 1, 1), raft::HardState{1, 1, 0}));  // after the segment's head, one pwrite
@@ -153,7 +120,7 @@ TEST_CASE("wal torn: a last write that landed in part is torn, also with whole r
   enum class Loss { MiddlePage, CutAtPage, CutMidRecord };
   for (const Loss loss : {Loss::MiddlePage, Loss::CutAtPage, Loss::CutMidRecord}) {
     CAPTURE(static_cast<int>(loss));
-    Scratch dir;
+    coordtest::ScratchDir dir;
     {
       auto store = WalLogStore::open(dir.log());
       store->write(ready(run(1, 1, 1), raft::HardState{1, 1, 1}));
@@ -198,7 +165,7 @@ TEST_CASE("wal torn: a last write that landed in part is torn, also with whole r
 }
 
 TEST_CASE("wal torn: a zeroed length in the middle of the last segment, writes after it, is Corrupt") {
-  Scratch dir;
+  coordtest::ScratchDir dir;
   {
     auto store = WalLogStore::open(dir.log());
     store->write(ready(run(1, 1, 1), raft::HardState{1, 0, 0}));
