@@ -18,7 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-section() { printf '\n==== %s ====\n' "$*"; }
+# Each section header carries the seconds since the start, so a slow CI run shows where it went.
+started_at=$SECONDS
+section() { printf '\n==== [%4ds] %s ====\n' "$((SECONDS - started_at))" "$*"; }
 
 # Runs ctest in one build dir; on failure repeats ctest's summary line last so CI sees it.
 unit_tests() {
@@ -58,7 +60,7 @@ unit_tests build/asan
 # so it closes the output.
 asan_seeds="${COORD_SIM_ASAN_SEEDS:-40}"
 section "simulation: asan+ubsan, seeds 1..$asan_seeds"
-build/asan/bin/coord-sim --seeds "1..$asan_seeds" --faults all
+build/asan/bin/coord-sim --seeds "1..$asan_seeds" --faults all --jobs 2
 
 kv_asan_seeds="${COORD_SIM_KV_ASAN_SEEDS:-16}"
 for workload in kv watch; do
@@ -103,4 +105,4 @@ echo "--no-fencing: mutual exclusion broken on $nofence_caught of 20 seeds, as i
 
 release_seeds="${COORD_SIM_SEEDS:-300}"
 section "simulation: release, seeds 1..$release_seeds"
-build/release/bin/coord-sim --seeds "1..$release_seeds" --faults all
+build/release/bin/coord-sim --seeds "1..$release_seeds" --faults all --jobs 2
