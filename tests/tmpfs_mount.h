@@ -27,6 +27,8 @@ class TmpfsMount {
   }
   ~TmpfsMount() {
     if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+    std::error_code ignored;  // the mount point was made here: leave nothing behind in /tmp
+    std::filesystem::remove(path_, ignored);
   }
   TmpfsMount(const TmpfsMount&) = delete;
   TmpfsMount& operator=(const TmpfsMount&) = delete;
