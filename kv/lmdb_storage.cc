@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kv/check_rows.h"
 #include "kv/lmdb_page_room.h"
 #include "kv/record_checksum.h"
 #include "raft/assert.h"
@@ -422,14 +423,7 @@ int LmdbStorage::add_checksums(MDB_txn* txn) {
   return mdb_put(txn, format, &k, &marker, 0);
 }
 
-void LmdbStorage::verify() {
-  auto txn = read();
-  for (std::size_t t = 0; t < table_count; ++t) {
-    auto cursor = txn->cursor(static_cast<Table>(t));
-    for (bool more = cursor->seek(""); more; more = cursor->next()) {
-    }  // moving checks each row's checksum, and throws at the first that fails
-  }
-}
+void LmdbStorage::verify() { check_every_row(*read()); }
 
 std::unique_ptr<ReadTxn> LmdbStorage::read() {
   return std::make_unique<LmdbTxn>(env_, dbis_, file_, /*read_only=*/true, nullptr);

@@ -65,6 +65,7 @@
 #include "net/disk_full.h"
 #include "net/peer_codec.h"
 #include "net/snapshot_check.h"
+#include "net/state_check.h"
 #include "net/snapshot_refusals.h"
 #include "net/snapshot_worker.h"
 #include "net/state_sync_marker.h"
@@ -312,6 +313,8 @@ class ReplicaHost {
   // intact file may be sent from now on; a damaged one is replaced by a fresh snapshot of the
   // (intact) state.
   void finish_snapshot_check();
+  // The state store's check after a restart: stops the member when it found damage.
+  void finish_state_check();
   // Sends a message of the core; holds back the chunks of a snapshot file not known to be intact.
   void send_raft(const raft::Message& message);
   // The log's snapshot changed: the unverified file, if it was replaced, no longer matters.
@@ -447,6 +450,9 @@ class ReplicaHost {
   // check says it is intact, no chunk of it goes to a follower (a damaged snapshot would be
   // refused by the follower anyway, and sent again and again).
   std::unique_ptr<SnapshotFileCheck> snapshot_check_;
+  // The state machine's store, checked whole after the start (net/state_check.h): damage stops
+  // the member. Declared after the stores: it holds a pinned view of the state.
+  std::unique_ptr<StateFileCheck> state_check_;
   std::shared_ptr<const storage::SnapshotFile> unverified_snapshot_;
   raft::Index unverified_snapshot_index_ = 0;
   std::uint64_t snapshot_chunks_held_back_ = 0;

@@ -17,6 +17,8 @@
 #include "kv/lmdb_storage.h"
 #include "kv/record_checksum.h"
 
+#include "flip_bytes.h"
+
 using namespace coord::kv;
 
 namespace {
@@ -60,22 +62,8 @@ void fill(const std::string& dir) {
   txn->commit();
 }
 
-// Flips a byte in every copy of `needle` in the file (LMDB's copy-on-write may leave stale
-// copies in free pages; the live one is among them).
 int flip_everywhere(const std::string& path, const std::string& needle) {
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  int flipped = 0;
-  for (std::size_t at = bytes.find(needle); at != std::string::npos; at = bytes.find(needle, at + 1)) {
-    bytes[at + 3] ^= 0x01;
-    ++flipped;
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return flipped;
+  return coordtest::flip_everywhere(path, needle, 3, 0x01);
 }
 
 template <typename F>
