@@ -124,6 +124,14 @@ ReplicaHost::ReplicaHost(const HostOptions& options, const ClusterConfig& cluste
         "the state has applied index {} but the Raft log ends at {}: the data directory is damaged",
         sm_->applied_index(), log_->last_index()));
   }
+  // The state store, checked whole from here on (after any restore above: a view pinned before it
+  // would hold the replaced state's pages): every row is checked as it is read, so nothing damaged
+  // is served meanwhile; this finds damage at rest in rows nobody reads. Inline (tests), damage
+  // still refuses the start.
+  state_check_ = std::make_unique<StateFileCheck>(kv_storage_->pin(), options_.snapshot_in_background);
+  if (const auto error = state_check_->result(); error && !error->empty()) {
+    throw std::runtime_error("state storage: " + *error);
+  }
   restore.applied = std::max(restore.applied, sm_->applied_index());
   last_snapshot_index_ = restore.snapshot.index;
   last_snapshot_bytes_ = restore.snapshot_data ? restore.snapshot_data->size() : 0;
@@ -226,7 +234,7 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
   kv_options.directory = kv_dir_;
   kv_options.map_bytes = options_.kv_map_bytes;
   kv_options.sync = options_.kv_sync;
-  // Checked whole after the start instead (state_check_, below): it reads every row.
+  // Checked whole after the start instead (state_check_, in the constructor): it reads every row.
   kv_options.verify = false;
   kv_storage_ = std::make_unique<kv::LmdbStorage>(kv_options);
   // Synced from now on: a marker left by an unsynced run is no longer needed.
@@ -235,12 +243,6 @@ void ReplicaHost::open_stores(const std::string& data_dir) {
     disarm_sync_marker(kv_dir_);
   }
   sm_ = std::make_unique<kv::StateMachine>(*kv_storage_, options_.limits);
-  // Every row is checked as it is read, so nothing damaged is served meanwhile; this finds damage
-  // at rest in rows nobody reads. Inline (tests), damage still refuses the start here.
-  state_check_ = std::make_unique<StateFileCheck>(kv_storage_->pin(), options_.snapshot_in_background);
-  if (const auto error = state_check_->result(); error && !error->empty()) {
-    throw std::runtime_error("state storage: " + *error);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
